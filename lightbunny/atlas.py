@@ -169,9 +169,9 @@ class Atlas:
                                     "max": int(counts.max())},
             "neighbours_per_region": {"min": int(n_nb.min()), "median": float(np.median(n_nb)),
                                       "max": int(n_nb.max())},
-            "region_distance_mm": {"min": float(off.min()) if off.size else 0.0,
-                                   "max": float(off.max()) if off.size else 0.0},
-            "connectivity_row_sum": {"median": float(np.median(self.weights.sum(1)))},
+            "region_distance_mm": {"min": round(float(off.min()), 2) if off.size else 0.0,
+                                   "max": round(float(off.max()), 2) if off.size else 0.0},
+            "connectivity_row_sum": {"median": round(float(np.median(self.weights.sum(1))), 3)},
             "extent_mm": (self.vertices.max(0) - self.vertices.min(0)).round(1).tolist(),
             "source": self.metadata.get("source", ""),
         }
@@ -288,12 +288,17 @@ def _fibonacci_sphere(n: int) -> np.ndarray:
     return np.c_[np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)]
 
 
-def make_synthetic_atlas(n_regions: int = 8, n_vertices: int = 300, radius: float = 70.0,
+#: Centre of the synthetic "cortex" sphere (mm): the centre of a sphere fitted to fsaverage's
+#: head, so that the synthetic cortex sits inside the head of the standard montages.
+SYNTHETIC_CENTRE = (0.0, -19.0, 5.0)
+
+
+def make_synthetic_atlas(n_regions: int = 8, n_vertices: int = 300, radius: float = 60.0,
                          seed: int = 0, n_extra_nodes: int = 0) -> Atlas:
     """A tiny spherical "cortex" split into ``n_regions`` regions, for tests.
 
-    Vertices lie on a sphere of ``radius`` mm centred 20 mm above the origin's head centre
-    (so a head sphere fitted to a standard montage contains it); each vertex belongs to the
+    Vertices lie on a sphere of ``radius`` mm centred at :data:`SYNTHETIC_CENTRE` (inside the
+    fsaverage head of MNE's standard montages, so leadfields work); each vertex belongs to the
     nearest of ``n_regions`` evenly spread seed directions. The connectome is random but
     reproducible (``seed``), with tract lengths equal to centre distances.
 
@@ -331,7 +336,7 @@ def make_synthetic_atlas(n_regions: int = 8, n_vertices: int = 300, radius: floa
     # make region indices dense (every seed owns vertices for these sizes, but be safe)
     _, vertex_region = np.unique(vertex_region, return_inverse=True)
     n_r = int(vertex_region.max()) + 1
-    vertices = unit * radius + np.array([0.0, 0.0, 20.0])
+    vertices = unit * radius + np.array(SYNTHETIC_CENTRE)
     rng = np.random.default_rng(seed)
     n_nodes = n_r + n_extra_nodes
     w = rng.uniform(0.0, 1.0, (n_nodes, n_nodes))
@@ -345,3 +350,278 @@ def make_synthetic_atlas(n_regions: int = 8, n_vertices: int = 300, radius: floa
         region_to_node=np.arange(n_r),
         metadata={"source": f"make_synthetic_atlas(n_regions={n_regions}, seed={seed})"},
     )
+
+
+# --------------------------------------------------------------------------------------------
+# tvb76: the embedded default, from the tvb-data package
+# --------------------------------------------------------------------------------------------
+
+#: tvb-data stores its cortex, connectome centres and scalp_1082 in an "ALS" frame (x anterior,
+#: y left, z up, mm). We rotate everything to RAS (x right, y anterior, z up):
+#: x_ras = -y_als, y_ras = x_als. (Measured on tvb-data 3.0.0: the cortex spans 179 mm along
+#: its x axis and 145 mm along y, and the right auditory cortex 'rA1' has y = -47 mm.)
+def _als_to_ras(xyz: np.ndarray) -> np.ndarray:
+    xyz = np.asarray(xyz, dtype=np.float64)
+    return np.c_[-xyz[:, 1], xyz[:, 0], xyz[:, 2]]
+
+
+def _tvb_data_path(*parts) -> Path:
+    try:
+        import tvb_data
+    except ImportError as err:  # pragma: no cover - tvb-data is a hard dependency
+        raise ImportError("The tvb76 atlas needs the 'tvb-data' package: pip install tvb-data") from err
+    return Path(tvb_data.__file__).parent.joinpath(*parts)
+
+
+def _read_zip_txt(zpath: Path, name: str, **kw) -> np.ndarray:
+    with zipfile.ZipFile(zpath) as z:
+        return np.loadtxt(io.StringIO(z.read(name).decode()), **kw)
+
+
+def read_tvb_connectivity(zpath) -> dict:
+    """Read a TVB connectivity zip (weights, tract_lengths (mm), centres, names).
+
+    Returns
+    -------
+    dict with ``weights`` (n_nodes, n_nodes), ``tract_lengths`` (n_nodes, n_nodes) mm,
+    ``centres`` (n_nodes, 3) mm in the file's frame and ``names`` (list of str).
+    """
+    zpath = Path(zpath)
+    with zipfile.ZipFile(zpath) as z:
+        lines = [ln.split() for ln in z.read("centres.txt").decode().splitlines() if ln.strip()]
+    return {
+        "weights": _read_zip_txt(zpath, "weights.txt"),
+        "tract_lengths": _read_zip_txt(zpath, "tract_lengths.txt"),
+        "centres": np.array([[float(x) for x in ln[1:4]] for ln in lines]),
+        "names": [ln[0] for ln in lines],
+    }
+
+
+def load_tvb76() -> Atlas:
+    """The embedded default atlas: tvb-data's 76-region connectome on its 16k-vertex cortex.
+
+    Uses ``connectivity_76.zip``, ``cortex_16384.zip`` and ``regionMapping_16k_76.txt`` from
+    the ``tvb-data`` package (all 76 nodes own cortex vertices, so regions = nodes). Coordinates
+    are rotated from tvb-data's ALS frame to RAS (see ``_als_to_ras``); the mesh normals are
+    tvb-data's own.
+    """
+    conn = read_tvb_connectivity(_tvb_data_path("connectivity", "connectivity_76.zip"))
+    cortex = _tvb_data_path("surfaceData", "cortex_16384.zip")
+    vertices = _als_to_ras(_read_zip_txt(cortex, "vertices.txt"))
+    triangles = _read_zip_txt(cortex, "triangles.txt", dtype=np.int64)
+    normals = _als_to_ras(_read_zip_txt(cortex, "vertex_normals.txt"))
+    mapping = np.loadtxt(_tvb_data_path("regionMapping", "regionMapping_16k_76.txt"), dtype=np.int64)
+    if len(mapping) != len(vertices):
+        raise ValueError(f"tvb-data regionMapping_16k_76 has {len(mapping)} entries for a "
+                         f"{len(vertices)}-vertex cortex")
+    hemi = np.array([0 if n.startswith("l") else 1 for n in conn["names"]], dtype=np.int8)
+    return build_atlas(
+        "tvb76", vertices, triangles, mapping, conn["weights"], conn["tract_lengths"],
+        region_names=conn["names"], node_names=conn["names"], normals=normals,
+        metadata={
+            "source": "tvb-data: connectivity_76.zip, cortex_16384.zip, regionMapping_16k_76.txt",
+            "frame": "RAS mm (rotated from tvb-data's ALS frame)",
+            "vertex_hemisphere": hemi[mapping],
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# fsaverage994: the DeepSIF / LightBunny template, from a user data directory
+# --------------------------------------------------------------------------------------------
+
+#: Files of the public DeepSIF repository (github.com/bfinl/DeepSIF, Clear BSD licence), each at
+#: the commit that last changed it, with the sha256 of the copy the project was developed with.
+DEEPSIF_URL = "https://raw.githubusercontent.com/bfinl/DeepSIF/{commit}/anatomy/{path}"
+DEEPSIF_FILES = {
+    "connectivity_998.zip": ("763fe7af081b74a4f788c727553e7f70db0cf074",
+                             "5491ea0f59cf50061bd45deb417172c77bcccb149f769f2e32021c1ee37058fe"),
+    "fs_cortex_20k_region_mapping.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
+                                         "5d697c7d6b283513f9bd17de439d6b5b3064b42b4db663633b714d74841cf0b9"),
+    "fs_cortex_20k.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
+                          "5727fcb0f4631bed7ea02e1471bf4aefab13695e16c8f55298818b54609408df"),
+    "fs_cortex_20k_inflated.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
+                                   "438e47b0d7779944ed11968bda1cbec7359af666922600df5ba6ba2ab5f0816a"),
+    "leadfield_75_20k.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
+                             "c93f566b46f1de2e6d02d9377221d90a425c8efc57ab07f51132b8905b200e66"),
+    "realistic_noise.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
+                            "07465db65ef749b98733fc69ee1e8a727f81dbebb12a199b3de3931125cce785"),
+    "electrode_75.mat": ("f8768a79aac7bb8c90835a8293b55530597908d3",
+                         "5b28357423d5d045102260703b67d2614918f095cfe5283212e00a827a988507"),
+    "fsaverage5/label/lh.nmm_994.annot": ("4bea4ab8587bb1ce6ab1d97b8813c1f4c9c9dba9",
+                                          "90eb4dd90c3ee20f97d5329a64d0e4499099b3fdadbfb030ece7db6139cd570c"),
+    "fsaverage5/label/rh.nmm_994.annot": ("4bea4ab8587bb1ce6ab1d97b8813c1f4c9c9dba9",
+                                          "a24ee1fd9828118b47ff7830f478d8de43c203d569dbc01f287a0e1e66f05a4b"),
+}
+#: The files the atlas itself needs; the others are used by later stages (reference leadfield,
+#: realistic noise) and are fetched along.
+FSAVERAGE994_REQUIRED = ("connectivity_998.zip", "fs_cortex_20k_region_mapping.mat")
+
+#: Regions of the 994-region mapping whose connectome node is not their own index: nodes 7, 325,
+#: 921 and 949 of connectivity_998 have no fsaverage5 vertex, and the original pipeline copies
+#: the activity of nodes 994, 997, 996, 995 into those regions (verified: with this remap the
+#: region centroids lie 1.4-3.4 mm from the node centres, against 22-78 mm without it).
+FSAVERAGE994_REMAP = {7: 994, 325: 997, 921: 996, 949: 995}
+
+
+def resolve_data_dir(data_dir=None) -> Path:
+    """The fsaverage994 data folder: ``data_dir``, else ``$LIGHTBUNNY_DATA``, else
+    ``~/.lightbunny/fsaverage994``."""
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_ENV) or Path.home() / ".lightbunny" / "fsaverage994"
+    return Path(data_dir).expanduser()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_data_dir(data_dir=None, files=FSAVERAGE994_REQUIRED, verify: bool = False) -> Path:
+    """Check that ``data_dir`` holds ``files`` (and, with ``verify``, their sha256).
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the missing files and how to fetch them.
+    ValueError
+        On a checksum mismatch.
+    """
+    root = resolve_data_dir(data_dir)
+    missing = [f for f in files if not (root / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"The fsaverage994 data folder {root} lacks {', '.join(missing)}. Point --data-dir "
+            f"(or ${DATA_DIR_ENV}) at a folder holding the DeepSIF anatomy files, or download "
+            f"them with `lightbunny fetch --data-dir {root}` (python: "
+            "lightbunny.atlas.fetch_fsaverage994).")
+    if verify:
+        for f in files:
+            got, want = _sha256(root / f), DEEPSIF_FILES[f][1]
+            if got != want:
+                raise ValueError(f"Checksum mismatch for {root / f}: sha256 {got}, expected {want}. "
+                                 "Delete the file and fetch it again.")
+    return root
+
+
+def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=None,
+                       overwrite: bool = False) -> Path:
+    """Download the fsaverage994 anatomy files from the DeepSIF repository and check sha256.
+
+    Parameters
+    ----------
+    data_dir : path, optional
+        Destination (see :func:`resolve_data_dir`).
+    url_template : str
+        Format string with ``{commit}`` and ``{path}`` fields; defaults to the pinned DeepSIF
+        commits on GitHub. A ``file://`` template fetches from a local copy.
+    files : sequence of str, optional
+        Subset of :data:`DEEPSIF_FILES` (default: all).
+    overwrite : bool
+        Download again files that are already present with the right checksum.
+
+    Returns
+    -------
+    data_dir : Path
+
+    Files are written atomically; a file whose checksum does not match is not kept.
+    """
+    from tqdm.auto import tqdm
+
+    from .utils import atomic_path
+
+    root = resolve_data_dir(data_dir)
+    names = list(DEEPSIF_FILES) if files is None else list(files)
+    for name in names:
+        check_option("file", name, DEEPSIF_FILES)
+    for name in tqdm(names, desc="fetch fsaverage994", unit="file"):
+        commit, sha = DEEPSIF_FILES[name]
+        dest = root / name
+        if dest.is_file() and not overwrite and _sha256(dest) == sha:
+            continue
+        url = url_template.format(commit=commit, path=name)
+        logger.info("downloading %s", url)
+        with atomic_path(dest) as tmp:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+                    shutil.copyfileobj(r, f)
+            except OSError as err:
+                raise FileNotFoundError(f"Could not download {url}: {err}") from err
+            got = _sha256(tmp)
+            if got != sha:
+                raise ValueError(f"Checksum mismatch for {url}: sha256 {got}, expected {sha}.")
+    return root
+
+
+def load_fsaverage994(data_dir=None) -> Atlas:
+    """The 994-region fsaverage5 template of the published DeepSIF / LightBunny models.
+
+    The pial cortex comes from nilearn's bundled fsaverage5 (bit-identical to DeepSIF's
+    ``fs_cortex_20k.mat``: left hemisphere first, 10242 vertices each); the region mapping from
+    ``fs_cortex_20k_region_mapping.mat`` and the connectome from ``connectivity_998.zip`` in the
+    data folder. Regions are 0..993; :data:`FSAVERAGE994_REMAP` gives the four regions whose
+    simulation node is not their own index. The seed's neighbour lists (``nbs``) are kept as
+    ``metadata['seed_adjacency']``; they differ from the mesh-edge ``adjacency`` in about 1,200
+    of 5,954 pairs.
+    """
+    import scipy.io as sio
+    from nilearn import datasets, surface
+
+    root = check_data_dir(data_dir)
+    fs = datasets.fetch_surf_fsaverage("fsaverage5")
+    left, right = (surface.load_surf_mesh(fs[f"pial_{h}"]) for h in ("left", "right"))
+    n_left = len(left.coordinates)
+    vertices = np.vstack([left.coordinates, right.coordinates]).astype(np.float64)
+    triangles = np.vstack([left.faces, right.faces + n_left]).astype(np.int64)
+    rm = sio.loadmat(root / "fs_cortex_20k_region_mapping.mat")
+    mapping = rm["rm"].ravel().astype(np.int64)
+    if len(mapping) != len(vertices):
+        raise ValueError(f"{root / 'fs_cortex_20k_region_mapping.mat'} maps {len(mapping)} vertices;"
+                         f" the fsaverage5 cortex has {len(vertices)}")
+    n_regions = int(mapping.max()) + 1
+    seed_adj = np.zeros((n_regions, n_regions), dtype=bool)
+    for k, nb in enumerate(rm["nbs"].ravel()):
+        seed_adj[k, np.asarray(nb).ravel().astype(np.int64) - 1] = True  # MATLAB 1-based
+    conn = read_tvb_connectivity(root / "connectivity_998.zip")
+    region_to_node = np.arange(n_regions)
+    for region, node in FSAVERAGE994_REMAP.items():
+        region_to_node[region] = node
+    hemi = np.r_[np.zeros(n_left, np.int8), np.ones(len(right.coordinates), np.int8)]
+    return build_atlas(
+        "fsaverage994", vertices, triangles, mapping, conn["weights"], conn["tract_lengths"],
+        region_to_node=region_to_node,
+        region_names=[f"{conn['names'][n]}_{k}" for k, n in enumerate(region_to_node)],
+        node_names=conn["names"],
+        metadata={
+            "source": f"nilearn fsaverage5 pial + DeepSIF anatomy in {root}",
+            "frame": "RAS mm (fsaverage surface RAS)",
+            "vertex_hemisphere": hemi,
+            "seed_adjacency": seed_adj,
+            "data_dir": str(root),
+        },
+    )
+
+
+_LOADERS = {"tvb76": lambda data_dir: load_tvb76(), "fsaverage994": load_fsaverage994}
+_CACHE: dict = {}
+
+
+def load_atlas(name: str = "tvb76", data_dir=None) -> Atlas:
+    """Load an atlas by name (cached per process).
+
+    Parameters
+    ----------
+    name : {'tvb76', 'fsaverage994'}
+    data_dir : path, optional
+        Folder of the fsaverage994 files (see :func:`resolve_data_dir`); unused for tvb76.
+    """
+    if isinstance(name, Atlas):
+        return name
+    check_option("atlas", name, ATLAS_NAMES)
+    key = (name, str(resolve_data_dir(data_dir)) if name == "fsaverage994" else None)
+    if key not in _CACHE:
+        _CACHE[key] = _LOADERS[name](data_dir)
+    return _CACHE[key]

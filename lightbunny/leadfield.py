@@ -1,0 +1,504 @@
+"""Region leadfields for any EEG montage, computed with MNE from an atlas cortex.
+
+:func:`make_leadfield` places the montage's electrodes on the atlas's head, builds an MNE
+forward model with one dipole at every cortex vertex (oriented along the cortical normal by
+default, or the seed's free-orientation x+y+z sum), and sums the vertex columns of each region:
+
+    gain[c, r] = sum_{v in region r} g[c, v]            (V per A*m, unreferenced)
+
+Heads
+-----
+``tvb76``
+    tvb-data's ``scalp_1082`` surface. tvb-data's 65 EEG sensors (``eeg_brainstorm_65``) sit on
+    it after a shift of (-12.7, -0.2, -60.9) mm in tvb-data's ALS frame (measured: median 4.2 mm
+    from the nearest scalp vertex after the shift, 25 mm before). A standard montage is mapped
+    onto this head with the similarity transform (scale, rotation, translation) that best maps
+    its positions of the channels it shares with those 65 sensors, then projected radially onto
+    the scalp.
+``fsaverage994`` and other atlases in fsaverage space
+    MNE's standard montages are already in fsaverage MRI coordinates (MNE >= 1.9; older "head"
+    positions are moved with MNE's bundled ``fsaverage-trans.fif``); head surface
+    ``fsaverage-head.fif``.
+
+Head model: a 4-shell sphere model (:func:`mne.make_sphere_model`, MNE's default radii and
+conductivities) fitted by least squares to the head surface above the lowest cortex vertex.
+Cortex vertices outside the innermost shell (MNE would drop them) are pulled radially just
+inside it; how many is recorded in the leadfield's attributes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._logging import logger
+from .atlas import Atlas, _als_to_ras, _read_zip_txt, _tvb_data_path
+from .utils import atomic_path, check_option, read_only
+
+#: The 64 channels of the PhysioNet EEG Motor Movement/Imagery recordings, in their file order:
+#: the montage of the published LightBunny model (see shared/anatomy/README.md).
+PHYSIONET_64 = (
+    "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
+    "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz",
+    "AF4", "AF8", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "FT7", "FT8", "T7", "T8",
+    "T9", "T10", "TP7", "TP8", "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "PO7", "PO3",
+    "POz", "PO4", "PO8", "O1", "Oz", "O2", "Iz",
+)
+DEFAULT_MONTAGE = "standard_1020_64"
+#: Montage names understood besides MNE's built-in ones.
+EXTRA_MONTAGES = {DEFAULT_MONTAGE: "64 channels of the 10-10 system (PhysioNet EEGMMI order)",
+                  "tvb65": "tvb-data's own 65 EEG sensors (tvb76 head only)"}
+ORIENTATIONS = ("normal", "free_sum")
+HEAD_MODELS = ("sphere",)
+#: Old 10-20 names and their 10-10 equivalents.
+OLD_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
+TVB_SENSOR_SHIFT_ALS = np.array([-12.7, -0.2, -60.9])
+_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Leadfield:
+    """A region gain matrix with the channel names it belongs to.
+
+    Parameters
+    ----------
+    gain : ndarray, shape (n_chans, n_regions), V / (A*m)
+        Scalp potential (unreferenced) of a unit dipole at every vertex of each region.
+    ch_names : tuple of str, length n_chans
+    atlas_name : str
+    montage : str
+    head_model : str
+    orientation : {'normal', 'free_sum'}
+    ch_pos : ndarray, shape (n_chans, 3), mm
+        Electrode positions on the atlas head (atlas frame, RAS).
+    attrs : dict
+        Everything else that describes how it was made.
+    """
+
+    gain: np.ndarray
+    ch_names: tuple
+    atlas_name: str
+    montage: str
+    head_model: str
+    orientation: str
+    ch_pos: np.ndarray
+    attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.gain.ndim != 2 or self.gain.shape[0] != len(self.ch_names):
+            raise ValueError(f"gain has shape {self.gain.shape} for {len(self.ch_names)} channels")
+        read_only(self.gain)
+        read_only(self.ch_pos)
+
+    @property
+    def n_chans(self) -> int:
+        return self.gain.shape[0]
+
+    @property
+    def n_regions(self) -> int:
+        return self.gain.shape[1]
+
+    def average_referenced(self) -> np.ndarray:
+        """The gain re-referenced to the channel average, shape (n_chans, n_regions)."""
+        return self.gain - self.gain.mean(0, keepdims=True)
+
+    def save(self, path) -> Path:
+        """Write an HDF5 file (gain, ch_pos, channel names and all parameters as attributes)."""
+        import h5py
+
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("gain", data=self.gain)
+                f.create_dataset("ch_pos", data=self.ch_pos)
+                f.attrs["ch_names"] = json.dumps(list(self.ch_names))
+                for key in ("atlas_name", "montage", "head_model", "orientation"):
+                    f.attrs[key] = getattr(self, key)
+                f.attrs["attrs"] = json.dumps(self.attrs, default=str)
+                f.attrs["units"] = "gain: V/(A*m), unreferenced; ch_pos: mm, atlas frame (RAS)"
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Leadfield":
+        """Read a file written by :meth:`save`."""
+        import h5py
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No leadfield file at {path}")
+        try:
+            with h5py.File(path, "r") as f:
+                return cls(gain=f["gain"][()], ch_pos=f["ch_pos"][()],
+                           ch_names=tuple(json.loads(f.attrs["ch_names"])),
+                           atlas_name=str(f.attrs["atlas_name"]), montage=str(f.attrs["montage"]),
+                           head_model=str(f.attrs["head_model"]),
+                           orientation=str(f.attrs["orientation"]),
+                           attrs=json.loads(f.attrs["attrs"]))
+        except (OSError, KeyError) as err:
+            raise ValueError(f"{path} is not a readable LightBunny leadfield file: {err}") from err
+
+
+# --------------------------------------------------------------------------------------------
+# Montages
+# --------------------------------------------------------------------------------------------
+
+
+def montage_names() -> list:
+    """Names accepted by :func:`make_leadfield` for ``montage``."""
+    import mne
+
+    return list(EXTRA_MONTAGES) + list(mne.channels.get_builtin_montages())
+
+
+def _reference_montage() -> str:
+    """MNE's 10-05 positions: 'colin27_1005' (MNE >= 1.12), formerly 'standard_1005' (the same
+    positions, which the seed used; they lie a median 4.3 mm from fsaverage's head surface)."""
+    import mne
+
+    builtin = mne.channels.get_builtin_montages()
+    return "colin27_1005" if "colin27_1005" in builtin else "standard_1005"
+
+
+def _standard_positions(name: str | None = None) -> dict:
+    """Channel positions (mm, fsaverage MRI frame) of an MNE built-in montage."""
+    import mne
+
+    name = name or _reference_montage()
+
+    montage = mne.channels.make_standard_montage(name)
+    pos = montage.get_positions()
+    names = list(pos["ch_pos"])
+    xyz = np.array([pos["ch_pos"][n] for n in names], dtype=float)
+    if pos["coord_frame"] == "head":
+        xyz = mne.transforms.apply_trans(_fsaverage_trans(), xyz)
+    return dict(zip(names, xyz * 1000.0))
+
+
+def _fsaverage_trans():
+    import mne
+
+    return mne.read_trans(Path(mne.__file__).parent / "data" / "fsaverage" / "fsaverage-trans.fif")
+
+
+def _canonical(name: str) -> str:
+    """Old 10-20 names to 10-10 ones, for matching (case kept)."""
+    return OLD_NAMES.get(name, name)
+
+
+def _lookup(names, table: dict, what: str) -> list:
+    """Match ``names`` case-insensitively (old 10-20 names accepted) to keys of ``table``."""
+    lower = {k.lower(): k for k in table}
+    out, missing = [], []
+    for n in names:
+        key = lower.get(_canonical(str(n).strip()).lower())
+        if key is None:
+            key = lower.get(OLD_NAMES.get(str(n).strip().upper(), "").lower())
+        if key is None:
+            missing.append(str(n))
+        else:
+            out.append(key)
+    if missing:
+        hints = []
+        for m in missing:
+            close = difflib.get_close_matches(m, list(table), n=3, cutoff=0.5)
+            hints.append(f"{m!r}" + (f" (close: {', '.join(close)})" if close else ""))
+        raise ValueError(f"Channel names not in {what}: {'; '.join(hints)}. Use names of the "
+                         "10-05 system (e.g. 'Fp1', 'Cz', 'T7') or pass an mne.Info with positions.")
+    return out
+
+
+def resolve_montage(montage=DEFAULT_MONTAGE):
+    """Channel names and positions of a montage specification.
+
+    Parameters
+    ----------
+    montage : str | list of str | mne.Info | mne.channels.DigMontage
+        A name from :func:`montage_names`, a list of channel names (positions taken from MNE's
+        10-05 montage, ``colin27_1005``, formerly ``standard_1005``), an ``mne.Info`` with EEG channel positions, or a ``DigMontage``.
+
+    Returns
+    -------
+    label : str
+        Short description stored with the leadfield.
+    ch_names : list of str
+    pos : ndarray, shape (n_chans, 3), mm
+    frame : {'fsaverage', 'tvb'}
+        The frame of ``pos``: fsaverage MRI coordinates, or tvb-data's sensor frame (RAS).
+    """
+    import mne
+
+    if isinstance(montage, str):
+        if montage == "tvb65":
+            names, pos = tvb_sensors()
+            return montage, names, pos, "tvb"
+        check_option("montage", montage, montage_names())
+        if montage == DEFAULT_MONTAGE:
+            table = _standard_positions()
+            names = _lookup(PHYSIONET_64, table, "MNE's 10-05 montage")
+            return montage, names, np.array([table[n] for n in names]), "fsaverage"
+        table = _standard_positions(montage)
+        names = list(table)
+        return montage, names, np.array([table[n] for n in names]), "fsaverage"
+    if isinstance(montage, mne.Info):
+        picks = mne.pick_types(montage, eeg=True, exclude=[])
+        if len(picks) == 0:
+            raise ValueError("The mne.Info has no EEG channels.")
+        names = [montage["ch_names"][p] for p in picks]
+        pos = np.array([montage["chs"][p]["loc"][:3] for p in picks]) * 1000.0
+        bad = ~np.isfinite(pos).all(1) | (np.abs(pos).sum(1) == 0)
+        if bad.any():
+            raise ValueError(f"Channels without positions in the mne.Info: "
+                             f"{[names[i] for i in np.flatnonzero(bad)]}. Set a montage first "
+                             "(raw.set_montage('standard_1005')).")
+        # mne.Info positions are in the head frame: fsaverage head -> MRI
+        pos = mne.transforms.apply_trans(_fsaverage_trans(), pos / 1000.0) * 1000.0
+        return "info", names, pos, "fsaverage"
+    if isinstance(montage, mne.channels.DigMontage):
+        p = montage.get_positions()
+        names = list(p["ch_pos"])
+        pos = np.array([p["ch_pos"][n] for n in names], dtype=float)
+        if p["coord_frame"] == "head":
+            pos = mne.transforms.apply_trans(_fsaverage_trans(), pos)
+        return "digmontage", names, pos * 1000.0, "fsaverage"
+    names = [str(n) for n in montage]
+    if not names:
+        raise ValueError("The montage's channel list is empty.")
+    if len(set(n.lower() for n in names)) != len(names):
+        raise ValueError(f"Duplicate channel names in the montage: {names}")
+    table = _standard_positions()
+    keys = _lookup(names, table, "MNE's 10-05 montage")
+    return "custom", names, np.array([table[k] for k in keys]), "fsaverage"
+
+
+def tvb_sensors():
+    """tvb-data's 65 EEG sensors moved onto its ``scalp_1082`` surface, RAS mm.
+
+    Returns
+    -------
+    names : list of str
+        10-10 names (tvb-data's 'T8/T4' style names keep their first part).
+    pos : ndarray, shape (65, 3), mm
+    """
+    rows = np.genfromtxt(_tvb_data_path("sensors", "eeg_brainstorm_65.txt"), dtype=None,
+                         encoding=None)
+    names = [str(r[0]).split("/")[0] for r in rows]
+    pos = np.array([[r[1], r[2], r[3]] for r in rows], dtype=float) + TVB_SENSOR_SHIFT_ALS
+    return names, _als_to_ras(pos)
+
+
+# --------------------------------------------------------------------------------------------
+# Heads and electrode placement
+# --------------------------------------------------------------------------------------------
+
+
+def head_surface(atlas: Atlas):
+    """The head (scalp) surface of an atlas: (vertices mm, triangles, name)."""
+    if atlas.name == "tvb76":
+        z = _tvb_data_path("surfaceData", "scalp_1082.zip")
+        return (_als_to_ras(_read_zip_txt(z, "vertices.txt")),
+                _read_zip_txt(z, "triangles.txt", dtype=np.int64), "tvb-data scalp_1082")
+    import mne
+
+    surf = mne.read_bem_surfaces(Path(mne.__file__).parent / "data" / "fsaverage" /
+                                 "fsaverage-head.fif", verbose=False)[0]
+    return surf["rr"] * 1000.0, surf["tris"].astype(np.int64), "mne fsaverage-head"
+
+
+def fit_sphere(points: np.ndarray):
+    """Least-squares sphere through ``points`` (n, 3): returns (centre (3,), radius)."""
+    a = np.c_[2 * points, np.ones(len(points))]
+    b = (points**2).sum(1)
+    sol = np.linalg.lstsq(a, b, rcond=None)[0]
+    centre = sol[:3]
+    return centre, float(np.sqrt(sol[3] + centre @ centre))
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray):
+    """Scale s, rotation R, translation t minimising |s R src + t - dst|² (Umeyama 1991)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(xd.T @ xs / len(src))
+    d = np.eye(3)
+    d[2, 2] = np.sign(np.linalg.det(u @ vt))
+    rot = u @ d @ vt
+    scale = np.trace(np.diag(sig) @ d) / (xs**2).sum(1).mean()
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def _ray_mesh(origin: np.ndarray, dirs: np.ndarray, verts: np.ndarray, tris: np.ndarray):
+    """Farthest intersection of rays ``origin + t * dir`` (t > 0) with a mesh (Möller-Trumbore).
+
+    Rays without a hit keep NaN."""
+    v0, e1, e2 = verts[tris[:, 0]], verts[tris[:, 1]] - verts[tris[:, 0]], verts[tris[:, 2]] - verts[tris[:, 0]]
+    out = np.full((len(dirs), 3), np.nan)
+    for i, d in enumerate(dirs):
+        p = np.cross(d, e2)
+        det = (e1 * p).sum(1)
+        ok = np.abs(det) > 1e-12
+        inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+        tv = origin - v0
+        u = (tv * p).sum(1) * inv
+        q = np.cross(tv, e1)
+        v = (q @ d) * inv
+        t = (e2 * q).sum(1) * inv
+        hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+        if hit.any():
+            out[i] = origin + t[hit].max() * d
+    return out
+
+
+def place_electrodes(atlas: Atlas, pos: np.ndarray, names, frame: str) -> np.ndarray:
+    """Electrode positions (mm, atlas frame) on the atlas's head surface.
+
+    Parameters
+    ----------
+    atlas : Atlas
+    pos : ndarray, shape (n_chans, 3), mm
+        Positions in ``frame``.
+    names : list of str
+    frame : {'fsaverage', 'tvb'}
+
+    Returns
+    -------
+    ndarray, shape (n_chans, 3), mm, on the head surface.
+    """
+    verts, tris, _ = head_surface(atlas)
+    if atlas.name == "tvb76" and frame == "fsaverage":
+        tvb_names, tvb_pos = tvb_sensors()
+        table = _standard_positions()
+        common = [n for n in tvb_names if n.lower() in {k.lower() for k in table}]
+        lower = {k.lower(): k for k in table}
+        src = np.array([table[lower[n.lower()]] for n in common])
+        dst = np.array([tvb_pos[tvb_names.index(n)] for n in common])
+        s, rot, t = _similarity(src, dst)
+        pos = (s * (rot @ np.asarray(pos).T)).T + t
+    elif atlas.name != "tvb76" and frame == "tvb":
+        raise ValueError(f"The 'tvb65' montage belongs to the tvb76 head, not to atlas {atlas.name!r}.")
+    centre, _ = fit_sphere(verts[verts[:, 2] > atlas.vertices[:, 2].min()])
+    dirs = pos - centre
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    on_head = _ray_mesh(centre, dirs, verts, tris)
+    missed = ~np.isfinite(on_head).all(1)
+    on_head[missed] = np.asarray(pos)[missed]
+    return on_head
+
+
+# --------------------------------------------------------------------------------------------
+# Forward model
+# --------------------------------------------------------------------------------------------
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("LIGHTBUNNY_CACHE") or Path.home() / ".cache" / "lightbunny") / "leadfields"
+
+
+def _cache_key(atlas: Atlas, names, pos, head_model, orientation) -> str:
+    h = hashlib.sha256()
+    for arr in (atlas.vertices, atlas.normals, atlas.vertex_region, np.asarray(pos)):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(json.dumps([atlas.name, list(names), head_model, orientation, _VERSION]).encode())
+    return h.hexdigest()[:16]
+
+
+def make_leadfield(atlas: Atlas, montage=DEFAULT_MONTAGE, *, orientation: str = "normal",
+                   head_model: str = "sphere", cache_dir=None, use_cache: bool = True) -> Leadfield:
+    """Compute the region leadfield of ``atlas`` for ``montage`` with MNE.
+
+    Parameters
+    ----------
+    atlas : Atlas
+    montage : str | list of str | mne.Info | mne.channels.DigMontage
+        See :func:`resolve_montage`. Default: 64 channels of the 10-10 system.
+    orientation : {'normal', 'free_sum'}
+        Dipoles along the cortical normal, or (the seed's choice) the sum of the x, y and z
+        dipole columns.
+    head_model : {'sphere'}
+        MNE's 4-shell sphere model fitted to the atlas's head surface.
+    cache_dir : path, optional
+        Where computed leadfields are kept (default ``$LIGHTBUNNY_CACHE/leadfields`` or
+        ``~/.cache/lightbunny/leadfields``); ``use_cache=False`` recomputes.
+
+    Returns
+    -------
+    Leadfield
+        ``gain`` of shape (n_chans, n_regions), rows in the montage's channel order.
+    """
+    check_option("orientation", orientation, ORIENTATIONS)
+    check_option("head_model", head_model, HEAD_MODELS)
+    label, names, pos, frame = resolve_montage(montage)
+    ch_pos = place_electrodes(atlas, pos, names, frame)
+    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    path = cache / f"{atlas.name}_{label}_{head_model}_{orientation}_{_cache_key(atlas, names, ch_pos, head_model, orientation)}.h5"
+    if use_cache and path.is_file():
+        try:
+            lf = Leadfield.load(path)
+            logger.info("leadfield loaded from cache %s", path)
+            return lf
+        except ValueError:
+            logger.warning("ignoring unreadable cached leadfield %s", path)
+    vertex_gain, info = _vertex_gain(atlas, ch_pos, names, orientation)
+    n_regions = atlas.n_regions
+    gain = np.zeros((len(names), n_regions))
+    np.add.at(gain.T, atlas.vertex_region, vertex_gain.T)
+    from .utils import versions
+
+    lf = Leadfield(gain=gain, ch_names=tuple(names), atlas_name=atlas.name, montage=label,
+                   head_model=head_model, orientation=orientation, ch_pos=ch_pos,
+                   attrs={**info, "versions": versions(), "lightbunny_leadfield_version": _VERSION})
+    if use_cache:
+        try:
+            lf.save(path)
+        except OSError as err:  # a read-only home must not stop the computation
+            logger.warning("could not cache the leadfield in %s: %s", path, err)
+    return lf
+
+
+def _vertex_gain(atlas: Atlas, ch_pos_mm: np.ndarray, names, orientation: str):
+    """Per-vertex gain (n_chans, n_vertices) from an MNE sphere-model forward solution."""
+    import mne
+
+    verts_head, _, head_name = head_surface(atlas)
+    centre, radius = fit_sphere(verts_head[verts_head[:, 2] > atlas.vertices[:, 2].min()])
+    sphere = mne.make_sphere_model(r0=centre / 1000.0, head_radius=radius / 1000.0, verbose=False)
+    inner = 0.9 * radius * 0.99  # innermost shell of MNE's default radii, with a margin
+    rr = atlas.vertices - centre
+    dist = np.linalg.norm(rr, axis=1)
+    outside = dist > inner
+    rr[outside] *= (inner / dist[outside])[:, None]
+    rr += centre
+    if outside.any():
+        logger.info("%d of %d cortex vertices lie outside the inner sphere shell; pulled inside",
+                    int(outside.sum()), len(rr))
+    info = mne.create_info(list(names), 1000.0, "eeg")
+    montage = mne.channels.make_dig_montage(ch_pos=dict(zip(names, ch_pos_mm / 1000.0)),
+                                            coord_frame="head")
+    info.set_montage(montage, verbose=False)
+    src = mne.setup_volume_source_space(pos={"rr": rr / 1000.0, "nn": atlas.normals},
+                                        sphere_units="m", verbose=False)
+    trans = mne.transforms.Transform("head", "mri")  # the atlas frame is the head frame
+    fwd = mne.make_forward_solution(info, trans, src, sphere, meg=False, eeg=True, mindist=0.0,
+                                    n_jobs=1, verbose=False)
+    if fwd["nsource"] != atlas.n_vertices:
+        raise RuntimeError(f"MNE kept {fwd['nsource']} of {atlas.n_vertices} sources")
+    g = fwd["sol"]["data"].reshape(len(names), -1, 3)
+    if orientation == "normal":
+        vg = np.einsum("cvk,vk->cv", g, atlas.normals)
+    else:
+        vg = g.sum(-1)
+    return vg, {"head_surface": head_name, "sphere_centre_mm": centre.round(3).tolist(),
+                "sphere_radius_mm": round(radius, 3), "n_vertices_pulled_inside": int(outside.sum()),
+                "mne_version": mne.__version__}
+
+
+def atlas_channel_summary(atlas: Atlas) -> dict:
+    """What montages an atlas supports (for ``lightbunny atlas``)."""
+    _, _, head = head_surface(atlas)
+    label, names, _, _ = resolve_montage(DEFAULT_MONTAGE)
+    return {"head": f"{head}; 4-shell sphere model fitted to it",
+            "montages": montage_names(), "default_montage": label, "default_n_chans": len(names)}
