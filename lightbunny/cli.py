@@ -96,6 +96,22 @@ def _leadfield(args):
           f"{float(sorted(col)[len(col) // 2]):.3g}, max {col.max():.3g}")
 
 
+# ------------------------------------------------------------------------------ fetch
+def _fetch_args(p):
+    _add_data_dir(p)
+    p.add_argument("--url", default=None,
+                   help="URL template with {commit} and {path} (default: the pinned DeepSIF "
+                        "commits on GitHub; a file:// template copies from a local mirror)")
+
+
+@command("fetch", "download the fsaverage994 anatomy files (pinned DeepSIF commit, sha256 checked)")(_fetch_args)
+def _fetch(args):
+    from .atlas import DEEPSIF_URL, fetch_fsaverage994
+
+    root = fetch_fsaverage994(args.data_dir, url_template=args.url or DEEPSIF_URL)
+    print(f"fsaverage994 files ready in {root}")
+
+
 # ------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -112,8 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    pkg_logger = logging.getLogger("lightbunny")
+    pkg_logger.addHandler(handler)
+    pkg_logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if args.command is None:
         parser.print_help()
         return 2
