@@ -1,0 +1,687 @@
+"""Training loop for the source-imaging networks: resumable, reproducible, self-describing.
+
+:func:`train` fits a network from :mod:`lightbunny.models` on a training dataset and keeps, in
+``out_dir``:
+
+============================  ===================================================================
+``last.pt``                   checkpoint written atomically after every epoch (model, optimiser,
+                              RNG state, history, early-stopping state, ``meta``)
+``best.pt``                   the epoch with the lowest validation loss (no optimiser state)
+``history.json``, ``.csv``    one row per epoch: losses, zero-prediction loss, time, samples/s
+``loss_curve.png``            training and validation loss per epoch
+============================  ===================================================================
+
+Datasets are duck-typed: ``len(dataset)`` items and ``dataset.get_batch(indices, device=None)
+-> (eeg, target)``, float32 tensors of shape ``(batch, n_times, n_chans)`` and ``(batch,
+n_times, n_sources)`` built directly on ``device``; an optional plain-dict
+``dataset.preprocessing`` is stored in the checkpoint's ``meta``. ``indices`` is a 1-D int64
+numpy array.
+
+Checkpoints are plain dicts of tensors, numbers, strings, lists and dicts, loaded with
+``torch.load(..., weights_only=True)``: loading one never runs code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import pickle
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._logging import logger
+from .utils import _json_default, atomic_path, check_option, versions, write_json
+
+CHECKPOINT_FORMAT = "lightbunny-checkpoint"
+CHECKPOINT_VERSION = 1
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+HISTORY_JSON = "history.json"
+HISTORY_CSV = "history.csv"
+LOSS_CURVE = "loss_curve.png"
+
+#: element-wise losses, called as ``fn(pred, target, reduction='sum')``
+LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("auto", "bf16", "off")
+
+_REQUIRED_KEYS = ("format", "format_version", "model_name", "model_config", "model_state",
+                  "epoch", "meta")
+# run settings that must not change when a run is resumed, or the result would differ
+_RESUME_FIXED = ("seed", "batch_size", "loss", "n_train")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the training or validation loss becomes NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    history : list of dict
+        One dict per completed epoch (``epoch``, ``train_loss``, ``val_loss``,
+        ``val_loss_zero`` — the loss of predicting zeros —, ``lr``, ``epoch_time_s``,
+        ``train_samples_per_s``, ``is_best``).
+    best_epoch : int or None
+        1-based epoch with the lowest validation loss.
+    best_val_loss : float
+    stopped_early : bool
+    out_dir, last_checkpoint, best_checkpoint : Path
+    """
+
+    history: list = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_loss: float = math.inf
+    stopped_early: bool = False
+    out_dir: Path | None = None
+    last_checkpoint: Path | None = None
+    best_checkpoint: Path | None = None
+
+
+# ---------------------------------------------------------------------------------- helpers
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``'auto'`` -> CUDA when available, else CPU; ``'cuda'`` without a GPU is an error."""
+    if isinstance(device, torch.device):
+        return device
+    check_option("device", device, DEVICES)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but torch finds no CUDA GPU; "
+                         "use device='cpu' or 'auto'.")
+    return torch.device(device)
+
+
+def _resolve_amp(amp: str | bool, device: torch.device) -> bool:
+    """Whether to run the forward pass under bf16 autocast."""
+    if amp is True:
+        amp = "bf16"
+    elif amp is False or amp is None:
+        amp = "off"
+    check_option("amp", amp, AMP_MODES)
+    if amp == "auto":
+        return device.type == "cuda"
+    if amp == "bf16" and device.type != "cuda":
+        logger.warning("amp='bf16' is only used on CUDA; training in float32 on %s.", device)
+        return False
+    return amp == "bf16"
+
+
+def _autocast(enabled: bool, device: torch.device):
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _plain(obj):
+    """``obj`` as plain JSON types (dict/list/str/number/bool/None), so weights_only can load it."""
+    return json.loads(json.dumps(obj, default=_json_default, allow_nan=True))
+
+
+def _epoch_order(n_items: int, seed: int, epoch: int) -> np.ndarray:
+    """Shuffled item order of ``epoch``: a function of (seed, epoch) only, so resuming replays it."""
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    return rng.permutation(n_items)
+
+
+def _batches(order: np.ndarray, batch_size: int):
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+def _progress(iterable, enabled: bool, **kwargs):
+    from tqdm import tqdm
+
+    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, **kwargs)
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+def dataset_meta(dataset) -> dict:
+    """What a checkpoint should record about the data a model is trained on.
+
+    ``{'atlas': dataset.atlas_name, 'ch_names': dataset.ch_names, 'preprocessing':
+    dataset.preprocessing}``, each entry only where the dataset has it (duck-typed). Pass the
+    same dict built from new data as ``expected_meta`` to :func:`load_checkpoint` to refuse a
+    model trained on another atlas or channel set.
+    """
+    meta = {}
+    atlas = getattr(dataset, "atlas_name", None)
+    if atlas is not None:
+        meta["atlas"] = str(atlas)
+    ch_names = getattr(dataset, "ch_names", None)
+    if ch_names:
+        meta["ch_names"] = [str(c) for c in ch_names]
+    preprocessing = getattr(dataset, "preprocessing", None)
+    if preprocessing is not None:
+        meta["preprocessing"] = _plain(dict(preprocessing))
+    return meta
+
+
+# ------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str = "mse",
+                  device: str | torch.device = "auto", amp: str | bool = "auto",
+                  progress: bool = False) -> dict:
+    """Loss of ``model`` on all of ``dataset``, averaged over elements, in fixed order.
+
+    ``loss = sum_b sum_elements l(pred, target) / sum_b n_elements(b)``, accumulated in float64
+    over batches taken in index order (``0 .. len(dataset) - 1``); a smaller last batch
+    therefore weighs by its size, unlike a mean of batch means.
+
+    Returns
+    -------
+    dict
+        ``loss`` (the average), ``zero_loss`` (the same average for a prediction of zeros, a
+        scale to judge ``loss`` by), ``n_elements`` and ``n_items``.
+    """
+    check_option("loss", loss, LOSSES)
+    loss_fn = LOSSES[loss]
+    device = resolve_device(device)
+    use_amp = _resolve_amp(amp, device)
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    total_zero = torch.zeros((), dtype=torch.float64, device=device)
+    n_elements = 0
+    try:
+        order = np.arange(len(dataset))
+        n_batches = math.ceil(len(order) / batch_size)
+        for indices in _progress(_batches(order, batch_size), progress, total=n_batches,
+                                 desc="validation", leave=False):
+            eeg, target = dataset.get_batch(indices, device=device)
+            with _autocast(use_amp, device):
+                pred = model(eeg)
+            target = target.float()
+            total += loss_fn(pred.float(), target, reduction="sum").double()
+            total_zero += loss_fn(torch.zeros_like(target), target, reduction="sum").double()
+            n_elements += target.numel()
+    finally:
+        model.train(was_training)
+    if n_elements == 0:
+        raise ValueError("the validation dataset is empty.")
+    return {"loss": total.item() / n_elements, "zero_loss": total_zero.item() / n_elements,
+            "n_elements": n_elements, "n_items": len(dataset)}
+
+
+# -------------------------------------------------------------------------------- training
+def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, batch_size: int,
+          lr: float = 5e-4, loss: str = "mse", patience: int | None = 10, seed: int = 0,
+          device: str | torch.device = "auto", resume: bool = False, amp: str | bool = "auto",
+          meta: dict | None = None, val_batch_size: int | None = None,
+          deterministic: bool = False, progress: bool = True) -> TrainResult:
+    """Train ``model`` with Adam; checkpoint every epoch; stop early; resume exactly.
+
+    Parameters
+    ----------
+    model : SourceNet
+        A network from :mod:`lightbunny.models` (its name and config go in the checkpoint).
+        Build it with ``build_model(..., random_state=seed)`` for a reproducible start.
+    train_set, val_set
+        Datasets with ``len()`` and ``get_batch(indices, device=None) -> (eeg, target)``
+        (see the module docstring). The training order is reshuffled each epoch from
+        ``(seed, epoch)``; validation runs in index order.
+    out_dir : path
+        Folder for checkpoints, history and the loss curve (created if needed).
+    epochs : int
+        Total number of epochs (a resumed run continues up to this number).
+    batch_size : int
+        Training batch size (the last batch of an epoch may be smaller).
+    lr : float
+        Adam learning rate (5e-4 in the research code).
+    loss : {'mse', 'l1', 'smooth_l1'}
+        Element-wise loss, averaged over all elements of a batch (MSE by default).
+    patience : int or None
+        Stop after this many epochs without a lower validation loss; None never stops early.
+    seed : int
+        Seeds the shuffling and the torch generator used by dropout (within
+        :func:`torch.random.fork_rng`, so the caller's global generator is left untouched).
+    device : {'auto', 'cpu', 'cuda'}
+        Where the model and the batches live; ``get_batch`` is asked to build batches there.
+    resume : bool
+        Continue from ``out_dir/last.pt`` if it exists (model, optimiser, RNG state,
+        history, early-stopping state). With the same data and settings, a run interrupted
+        and resumed ends with the same weights as an uninterrupted one (CPU; set
+        ``deterministic=True`` for GPU). Without a checkpoint, training starts afresh.
+    amp : {'auto', 'bf16', 'off'}
+        bf16 autocast of the forward pass; ``'auto'`` uses it on CUDA only. Losses are
+        computed in float32.
+    meta : dict or None
+        Self-describing information stored in every checkpoint, e.g. ``{'atlas': 'tvb76',
+        'ch_names': [...], 'preprocessing': {...}}``, on top of :func:`dataset_meta` of
+        ``train_set`` (entries given here win). On resume, the checkpoint's meta must match.
+    val_batch_size : int or None
+        Validation batch size (default ``batch_size``).
+    deterministic : bool
+        Call ``torch.use_deterministic_algorithms(True)`` during training (restored after).
+    progress : bool
+        Show tqdm progress bars with the live training loss.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    NonFiniteLossError
+        If a loss becomes NaN or infinite; ``last.pt`` then still holds the last good epoch.
+    """
+    from .models import model_name
+
+    name = model_name(model)
+    check_option("loss", loss, LOSSES)
+    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value!r}.")
+    if patience is not None and patience < 1:
+        raise ValueError(f"patience must be a positive integer or None, got {patience!r}.")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}.")
+    n_train = len(train_set)
+    if n_train == 0:
+        raise ValueError("the training dataset is empty.")
+    if len(val_set) == 0:
+        raise ValueError("the validation dataset is empty.")
+    val_batch_size = val_batch_size or batch_size
+
+    device = resolve_device(device)
+    use_amp = _resolve_amp(amp, device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out_dir / LAST_CHECKPOINT, out_dir / BEST_CHECKPOINT
+
+    meta = _plain({**dataset_meta(train_set), **(meta or {})})
+    run_args = {"seed": int(seed), "batch_size": int(batch_size), "loss": loss, "lr": float(lr),
+                "epochs": int(epochs), "patience": patience, "amp": use_amp,
+                "val_batch_size": int(val_batch_size), "n_train": n_train, "n_val": len(val_set),
+                "device": device.type}
+
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    result = TrainResult(out_dir=out_dir, last_checkpoint=last_path, best_checkpoint=best_path)
+    state = {"start_epoch": 0, "bad_epochs": 0}
+
+    rng_devices = [device] if device.type == "cuda" else []
+    previous_determinism = torch.are_deterministic_algorithms_enabled()
+    with torch.random.fork_rng(devices=rng_devices):
+        if deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            if resume and last_path.exists():
+                _restore(last_path, model, optimizer, result, state, name, run_args, meta, device)
+            else:
+                if resume:
+                    logger.warning("resume: no checkpoint at %s; starting a new run.", last_path)
+                elif last_path.exists():
+                    logger.warning("%s holds a checkpoint; starting a new run overwrites it "
+                                   "(pass resume=True to continue it).", out_dir)
+                torch.manual_seed(int(seed))
+            if result.stopped_early or state["start_epoch"] >= epochs:
+                logger.info("Nothing to do: the run in %s already finished (epoch %d).",
+                            out_dir, state["start_epoch"])
+                return result
+            _fit(model, optimizer, train_set, val_set, result, state, name=name, epochs=epochs,
+                 batch_size=batch_size, val_batch_size=val_batch_size, loss=loss,
+                 patience=patience, seed=seed, device=device, use_amp=use_amp, meta=meta,
+                 run_args=run_args, progress=progress)
+        finally:
+            if deterministic:
+                torch.use_deterministic_algorithms(previous_determinism)
+    return result
+
+
+def _restore(path, model, optimizer, result, state, name, run_args, meta, device):
+    ckpt = load_checkpoint(path, expected_meta=meta, map_location=device)
+    if ckpt["model_name"] != name or ckpt["model_config"] != model.get_config():
+        raise ValueError(
+            f"cannot resume from {path}: it holds model {ckpt['model_name']!r} with config "
+            f"{ckpt['model_config']}, but the model given is {name!r} with config "
+            f"{model.get_config()}. Use another out_dir or build the same model.")
+    saved = ckpt.get("run_args", {})
+    changed = {k: (saved.get(k), run_args[k]) for k in _RESUME_FIXED if saved.get(k) != run_args[k]}
+    if changed:
+        detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        raise ValueError(f"cannot resume from {path} with different settings ({detail}); "
+                         "resume with the original settings or use another out_dir.")
+    model.load_state_dict(ckpt["model_state"])
+    optimizer.load_state_dict(ckpt["optimizer_state"])
+    if saved.get("lr") != run_args["lr"]:
+        logger.warning("resume: learning rate changed from %s to %s.", saved.get("lr"), run_args["lr"])
+        for group in optimizer.param_groups:
+            group["lr"] = run_args["lr"]
+    _set_rng_state(ckpt["rng"], device)
+    result.history = list(ckpt["history"])
+    result.best_epoch = ckpt["best_epoch"]
+    result.best_val_loss = math.inf if ckpt["best_val_loss"] is None else ckpt["best_val_loss"]
+    result.stopped_early = bool(ckpt["stopped_early"])
+    state["start_epoch"] = int(ckpt["epoch"])
+    state["bad_epochs"] = int(ckpt["epochs_without_improvement"])
+    logger.info("Resuming %s from %s after epoch %d (best val loss %.4g at epoch %s).",
+                name, path, state["start_epoch"], result.best_val_loss, result.best_epoch)
+
+
+def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, batch_size,
+         val_batch_size, loss, patience, seed, device, use_amp, meta, run_args, progress):
+    loss_fn = LOSSES[loss]
+    n_train = len(train_set)
+    n_batches = math.ceil(n_train / batch_size)
+    last_path, best_path = result.last_checkpoint, result.best_checkpoint
+    for epoch in range(state["start_epoch"], epochs):
+        model.train()
+        t0 = time.perf_counter()
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        n_elements = 0
+        bar = _progress(_batches(_epoch_order(n_train, seed, epoch), batch_size), progress,
+                        total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
+        for step, indices in enumerate(bar):
+            eeg, target = train_set.get_batch(indices, device=device)
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(use_amp, device):
+                pred = model(eeg)
+            batch_loss = loss_fn(pred.float(), target.float(), reduction="mean")
+            value = batch_loss.item()
+            if not math.isfinite(value):
+                bar.close()
+                _raise_non_finite("training", value, epoch, step, eeg, target, optimizer, last_path)
+            batch_loss.backward()
+            optimizer.step()
+            total += batch_loss.detach().double() * target.numel()
+            n_elements += target.numel()
+            bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+        bar.close()
+        train_time = time.perf_counter() - t0
+        train_loss = total.item() / n_elements
+
+        val = evaluate_loss(model, val_set, batch_size=val_batch_size, loss=loss, device=device,
+                            amp=use_amp, progress=progress)
+        if not math.isfinite(val["loss"]):
+            _raise_non_finite("validation", val["loss"], epoch, None, None, None, optimizer,
+                              last_path)
+        is_best = val["loss"] < result.best_val_loss
+        if is_best:
+            result.best_val_loss, result.best_epoch = val["loss"], epoch + 1
+            state["bad_epochs"] = 0
+        else:
+            state["bad_epochs"] += 1
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"],
+               "val_loss_zero": val["zero_loss"], "lr": optimizer.param_groups[0]["lr"],
+               "epoch_time_s": time.perf_counter() - t0,
+               "train_samples_per_s": n_train / train_time, "is_best": is_best}
+        result.history.append(row)
+        result.stopped_early = patience is not None and state["bad_epochs"] >= patience
+
+        ckpt = _checkpoint(model, optimizer, result, state, name=name, epoch=epoch + 1,
+                           meta=meta, run_args=run_args, device=device)
+        if is_best:
+            best = {k: v for k, v in ckpt.items() if k != "optimizer_state"}
+            _save(best, best_path)
+        _save(ckpt, last_path)  # last: a crash before this line replays the epoch on resume
+        _write_history(result.history, result.out_dir)
+        logger.info("epoch %d/%d: train loss %.4g, val loss %.4g (%.3g x zero prediction)%s, "
+                    "%.0f samples/s", epoch + 1, epochs, train_loss, val["loss"],
+                    val["loss"] / val["zero_loss"] if val["zero_loss"] > 0 else math.nan,
+                    " *best*" if is_best else "", row["train_samples_per_s"])
+        if result.stopped_early:
+            logger.info("Early stopping after epoch %d: no improvement for %d epochs (best %.4g "
+                        "at epoch %d).", epoch + 1, patience, result.best_val_loss,
+                        result.best_epoch)
+            break
+
+
+def _raise_non_finite(stage, value, epoch, step, eeg, target, optimizer, last_path):
+    where = f"epoch {epoch + 1}" + (f", step {step + 1}" if step is not None else "")
+    cause = ""
+    if eeg is not None and not torch.isfinite(eeg).all():
+        cause = " The EEG batch itself contains NaN or inf values: check the data."
+    elif target is not None and not torch.isfinite(target).all():
+        cause = " The target batch itself contains NaN or inf values: check the data."
+    else:
+        cause = (f" Try a lower learning rate (now {optimizer.param_groups[0]['lr']:g}) or "
+                 "amp='off'.")
+    kept = (f"The last good checkpoint is kept at {last_path}."
+            if last_path.exists() else "No checkpoint had been written yet.")
+    raise NonFiniteLossError(f"The {stage} loss became {value} at {where}; training stopped. "
+                             f"{kept}{cause}")
+
+
+def _checkpoint(model, optimizer, result, state, *, name, epoch, meta, run_args, device) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "model_name": name,
+        "model_config": _plain(model.get_config()),
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict(),
+        "epoch": epoch,
+        "metrics": dict(result.history[-1]),
+        "history": [dict(row) for row in result.history],
+        "best_epoch": result.best_epoch,
+        "best_val_loss": None if math.isinf(result.best_val_loss) else result.best_val_loss,
+        "epochs_without_improvement": state["bad_epochs"],
+        "stopped_early": result.stopped_early,
+        "rng": _rng_state(device),
+        "run_args": run_args,
+        "meta": meta,
+        "versions": versions(),
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _save(obj: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _write_history(history: list, out_dir: Path) -> None:
+    write_json(out_dir / HISTORY_JSON, history)
+    with atomic_path(out_dir / HISTORY_CSV) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+    try:
+        plot_history(history, out_dir / LOSS_CURVE)
+    except Exception as err:  # a figure must never stop a training run
+        logger.warning("could not draw the loss curve: %s", err)
+
+
+def plot_history(history: list, path) -> Path:
+    """Draw training and validation loss per epoch (log scale) to a PNG at ``path``.
+
+    The loss of a zero prediction on the validation set is drawn as a dashed line.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
+    ax.plot(epochs, [row["val_loss"] for row in history], "s-", label="validation")
+    zero = history[-1].get("val_loss_zero")
+    if zero:
+        ax.axhline(zero, color="grey", ls="--", lw=1, label="validation, zero prediction")
+    best = [row for row in history if row.get("is_best")]
+    if best:
+        ax.plot(best[-1]["epoch"], best[-1]["val_loss"], "k*", ms=12, label="best")
+    ax.set(xlabel="epoch", ylabel="loss", yscale="log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def load_checkpoint(path, expected_meta: dict | None = None,
+                    map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint written by :func:`train`, safely (``weights_only=True``).
+
+    Parameters
+    ----------
+    path : path
+        A ``last.pt`` or ``best.pt`` file.
+    expected_meta : dict or None
+        Entries the checkpoint's ``meta`` must match, e.g. ``{'atlas': 'tvb76', 'ch_names':
+        [...]}`` from the data the model is about to be applied to. A key missing from the
+        checkpoint or a different value is a ValueError naming both.
+    map_location : str or torch.device
+        Where tensors are loaded.
+
+    Returns
+    -------
+    dict
+        ``model_name``, ``model_config``, ``model_state``, ``epoch``, ``metrics``,
+        ``history``, ``meta``, ... (``optimizer_state`` and ``rng`` in ``last.pt`` only).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Corrupt, truncated or foreign file, or ``meta`` not matching ``expected_meta``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one has no index
+        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated file? it is "
+                         f"not a complete torch archive, {path.stat().st_size} bytes). Use "
+                         f"another checkpoint, e.g. best.pt or last.pt of the same run, or retrain.")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = next((line.strip() for line in str(err).splitlines() if "Unsupported" in line),
+                      _first_line(err))
+        raise ValueError(f"{path} holds objects other than tensors and plain containers, so it "
+                         f"is not loaded (loading it could run code). It was not written by "
+                         f"lightbunny.train. Detail: {detail}") from None
+    except Exception as err:  # zip/EOF/runtime errors from a damaged file
+        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated file? "
+                         f"{type(err).__name__}: {_first_line(err)}). Use another checkpoint, "
+                         f"e.g. best.pt or last.pt of the same run, or retrain.") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a LightBunny checkpoint (no format marker "
+                         f"{CHECKPOINT_FORMAT!r}).")
+    if ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
+        raise ValueError(f"{path} has checkpoint format version {ckpt['format_version']}; this "
+                         f"lightbunny reads up to {CHECKPOINT_VERSION}. Upgrade lightbunny.")
+    missing = [k for k in _REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path} is an incomplete checkpoint: missing {', '.join(missing)}.")
+    if expected_meta:
+        check_meta(ckpt["meta"], expected_meta, source=str(path))
+    return ckpt
+
+
+def load_model(path, expected_meta: dict | None = None, device: str | torch.device = "cpu"):
+    """Rebuild the network stored in a checkpoint, load its weights, and return it in eval mode.
+
+    Returns
+    -------
+    model : SourceNet
+    checkpoint : dict
+        As returned by :func:`load_checkpoint`.
+    """
+    from .models import model_from_config
+
+    device = resolve_device(device)
+    ckpt = load_checkpoint(path, expected_meta=expected_meta, map_location=device)
+    model = model_from_config(ckpt["model_name"], ckpt["model_config"])
+    try:
+        model.load_state_dict(ckpt["model_state"])
+    except RuntimeError as err:
+        raise ValueError(f"weights in {path} do not fit model {ckpt['model_name']!r} with config "
+                         f"{ckpt['model_config']}: {_first_line(err)}") from None
+    return model.to(device).eval(), ckpt
+
+
+def check_meta(saved: dict, expected: dict, source: str = "checkpoint") -> None:
+    """Raise a ValueError if ``saved`` differs from ``expected`` on any key of ``expected``.
+
+    Channel lists (``ch_names``) are compared in order and the message names the channels
+    missing, extra or reordered; other values are compared as plain JSON values.
+
+    Examples
+    --------
+    >>> check_meta({"atlas": "tvb76"}, {"atlas": "tvb76"})
+    >>> check_meta({"atlas": "tvb76"}, {"atlas": "fsaverage994"})
+    Traceback (most recent call last):
+    ...
+    ValueError: checkpoint was trained with atlas 'tvb76', but the data use atlas 'fsaverage994'. Use a model trained on this atlas and channel set, or retrain.
+    """
+    saved = saved or {}
+    expected = _plain(expected)
+    problems = []
+    for key, want in expected.items():
+        if key not in saved:
+            problems.append(f"it does not record {key!r} (expected {_short(want)})")
+            continue
+        have = saved[key]
+        if have == want:
+            continue
+        if key == "ch_names" and isinstance(have, list) and isinstance(want, list):
+            problems.append(_channel_difference(have, want))
+        else:
+            problems.append(f"{key} {_short(have)}, but the data use {key} {_short(want)}")
+    if problems:
+        raise ValueError(f"{source} was trained with " + "; ".join(problems)
+                         + ". Use a model trained on this atlas and channel set, or retrain.")
+
+
+def _channel_difference(have: list, want: list) -> str:
+    missing = [c for c in have if c not in want]
+    extra = [c for c in want if c not in have]
+    msg = f"{len(have)} channels, but the data have {len(want)}"
+    if missing:
+        msg += f"; channels of the model absent from the data: {_short(missing)}"
+    if extra:
+        msg += f"; channels of the data unknown to the model: {_short(extra)}"
+    if not missing and not extra:
+        first = next(i for i, (a, b) in enumerate(zip(have, want)) if a != b)
+        msg = (f"the same {len(have)} channels in another order (first difference at "
+               f"position {first}: {have[first]!r} vs {want[first]!r}; reorder the data's "
+               f"channels to the model's)")
+    return msg
+
+
+def _short(value, limit: int = 8) -> str:
+    if isinstance(value, list) and len(value) > limit:
+        return repr(value[:limit])[:-1] + f", ... ({len(value)} in all)]"
+    return repr(value)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+__all__ = ["train", "evaluate_loss", "dataset_meta", "load_checkpoint", "load_model", "check_meta",
+           "plot_history", "resolve_device", "TrainResult", "NonFiniteLossError", "LOSSES"]
