@@ -1,0 +1,668 @@
+"""Apply a source-imaging model to a real recording and write what it found.
+
+A "model" is anything with the package's one contract: ``ch_names``, ``n_sources``, ``sfreq``
+and ``apply(eeg)`` mapping EEG of shape (n_times, n_chans) to sources of shape
+(n_times, n_sources). Two kinds are provided:
+
+* :class:`NetworkModel` wraps a trained network (a checkpoint of :mod:`lightbunny.train`, or any
+  torch module mapping (batch, n_times, n_chans) to (batch, n_times, n_sources)). The EEG is cut
+  into windows of the network's length ``n_times`` with a configurable overlap; each window is
+  scaled exactly as training samples are (:func:`lightbunny.dataset.normalise_eeg`: average
+  reference, centring in time, division by the maximum absolute value); the network's output is
+  multiplied back by that window's divisor (so the windows of one recording share one amplitude
+  scale; unit: network output x V), and overlapping windows are averaged (:func:`stitch_windows`).
+  The last partial window is zero-padded at its end. **A recording shorter than one window** is
+  zero-padded the same way (with a logged warning) by default; ``short='error'`` refuses it. The
+  padded samples are never returned.
+* :class:`ClassicalModel` wraps a classical inverse (:func:`lightbunny.inverse.make_inverse`,
+  e.g. sLORETA) on a leadfield. These are linear and time-invariant, so they are applied to the
+  whole prepared recording at once (no windows, no per-window scaling; LCMV estimates its data
+  covariance from the whole range).
+
+:func:`image_recording` prepares a recording for a model (:func:`lightbunny.io.prepare_recording`)
+and applies it; :func:`run_apply` (the ``lightbunny apply`` command) does that and writes region
+time courses (HDF5 with attributes, CSV), an ``mne.SourceEstimate`` on the atlas cortex (``.stc``
+files), a JSON report, and figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._logging import logger
+from .io import PreparedEEG, _positions, prepare_recording
+from .utils import atomic_path, check_option, read_only, versions, write_json
+
+SHORT_MODES = ("pad", "error")
+#: The scaling of network inputs: the one function the training dataset uses.
+_NORMALISE = "lightbunny.dataset.normalise_eeg"
+#: Files written by :func:`run_apply`, by role.
+OUTPUT_FILES = {"sources_h5": "sources.h5", "sources_csv": "sources.csv",
+                "report": "report.json", "stc": "sources", "power_map": "power_map.png",
+                "timecourses": "timecourses.png", "topomap": "topomap.png"}
+
+
+# --------------------------------------------------------------------------------------------
+# Windows
+# --------------------------------------------------------------------------------------------
+
+
+def window_starts(n_total: int, n_window: int, overlap: float = 0.5) -> np.ndarray:
+    """First sample of each window covering ``n_total`` samples.
+
+    Parameters
+    ----------
+    n_total : int
+        Samples in the recording (>= 1).
+    n_window : int
+        Samples per window.
+    overlap : float
+        Fraction of a window shared with the next, in [0, 1). The step is
+        ``n_window - round(overlap * n_window)`` (at least 1).
+
+    Returns
+    -------
+    starts : ndarray of int, shape (n_windows,)
+        The last window may run past ``n_total`` (it is padded).
+
+    Examples
+    --------
+    >>> window_starts(1000, 500, 0.5).tolist()
+    [0, 250, 500]
+    >>> window_starts(1100, 500, 0.0).tolist()
+    [0, 500, 1000]
+    >>> window_starts(300, 500).tolist()
+    [0]
+    """
+    if not (isinstance(n_window, (int, np.integer)) and n_window >= 1):
+        raise ValueError(f"n_window must be a positive integer, got {n_window!r}.")
+    if not 0.0 <= float(overlap) < 1.0:
+        raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}.")
+    step = max(1, n_window - int(round(overlap * n_window)))
+    last = max(n_total - n_window, 0)
+    starts = list(range(0, last + 1, step))
+    if starts[-1] + n_window < n_total:
+        starts.append(starts[-1] + step)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def sliding_windows(eeg: np.ndarray, n_window: int, overlap: float = 0.5):
+    """Cut EEG into (zero-padded) windows.
+
+    Parameters
+    ----------
+    eeg : ndarray, shape (n_times, n_chans)
+    n_window : int
+    overlap : float
+        See :func:`window_starts`.
+
+    Returns
+    -------
+    windows : ndarray, shape (n_windows, n_window, n_chans)
+    starts : ndarray of int, shape (n_windows,)
+    """
+    eeg = np.asarray(eeg)
+    starts = window_starts(len(eeg), n_window, overlap)
+    pad = max(0, int(starts[-1]) + n_window - len(eeg))
+    padded = np.concatenate([eeg, np.zeros((pad, eeg.shape[1]), eeg.dtype)]) if pad else eeg
+    windows = np.stack([padded[s:s + n_window] for s in starts])
+    return windows, starts
+
+
+def stitch_windows(outputs: np.ndarray, starts: np.ndarray, n_total: int) -> np.ndarray:
+    """Put window outputs back on one time axis, averaging where windows overlap.
+
+    Parameters
+    ----------
+    outputs : ndarray, shape (n_windows, n_window, n_sources)
+    starts : ndarray of int, shape (n_windows,)
+    n_total : int
+        Samples of the result (padded samples beyond it are discarded).
+
+    Returns
+    -------
+    stitched : ndarray, shape (n_total, n_sources)
+
+    Examples
+    --------
+    >>> out = np.stack([np.full((4, 1), 1.0), np.full((4, 1), 3.0)])
+    >>> stitch_windows(out, np.array([0, 2]), 6)[:, 0].tolist()
+    [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    """
+    n_window = outputs.shape[1]
+    total = np.zeros((int(starts[-1]) + n_window, outputs.shape[2]))
+    count = np.zeros(len(total))
+    for s, out in zip(starts, outputs):
+        total[s:s + n_window] += out
+        count[s:s + n_window] += 1
+    return total[:n_total] / count[:n_total, None]
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+class ClassicalModel:
+    """A classical inverse on a leadfield, with the apply contract.
+
+    Parameters
+    ----------
+    solver : lightbunny.inverse.InverseSolver
+    atlas_name : str
+    sfreq : float, Hz
+        Rate the recording is resampled to (no effect on the estimate's shape; 500 Hz keeps
+        outputs comparable with the networks').
+    leadfield : lightbunny.leadfield.Leadfield, optional
+        Kept for electrode positions.
+    """
+
+    kind = "classical"
+    n_times = None
+
+    def __init__(self, solver, *, atlas_name: str, sfreq: float = 500.0, leadfield=None):
+        self.solver = solver
+        self.name = solver.method
+        self.ch_names = list(solver.ch_names)
+        self.n_sources = int(solver.n_sources)
+        self.atlas_name = str(atlas_name)
+        self.sfreq = float(sfreq)
+        self.leadfield = leadfield
+        self.units = f"{self.name} (a.u.)"
+
+    def apply(self, eeg: np.ndarray) -> np.ndarray:
+        """Sources, shape (n_times, n_sources), of average-referenced EEG (n_times, n_chans), V."""
+        return self.solver.apply(eeg)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "config": self.solver.get_config(),
+                "atlas_name": self.atlas_name, "sfreq": self.sfreq}
+
+
+class NetworkModel:
+    """A trained network applied window by window, with the apply contract.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Maps (batch, n_times, n_chans) to (batch, n_times, n_sources).
+    ch_names : sequence of str, length n_chans
+        Its input channels, in order.
+    n_times : int
+        Its window length, samples.
+    sfreq : float, Hz
+        Its training rate.
+    atlas_name : str
+    name : str
+    overlap : float
+        Window overlap, fraction in [0, 1).
+    short : {'pad', 'error'}
+        A recording shorter than one window is zero-padded (default) or refused.
+    batch_size : int
+        Windows per forward pass.
+    device : str
+    meta : dict, optional
+        The checkpoint's ``meta`` (kept for the report).
+    """
+
+    kind = "network"
+
+    def __init__(self, net, *, ch_names, n_times: int, sfreq: float = 500.0, atlas_name: str,
+                 name: str = "network", overlap: float = 0.5, short: str = "pad",
+                 batch_size: int = 64, device: str = "cpu", meta: dict | None = None,
+                 n_sources: int | None = None):
+        check_option("short", short, SHORT_MODES)
+        window_starts(1, int(n_times), overlap)  # validates both
+        self.net = net
+        self.ch_names = [str(c) for c in ch_names]
+        self.n_times = int(n_times)
+        self.sfreq = float(sfreq)
+        self.atlas_name = str(atlas_name)
+        self.name = name
+        self.overlap = float(overlap)
+        self.short = short
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.meta = meta or {}
+        self.n_sources = int(n_sources if n_sources is not None
+                             else getattr(net, "n_sources", 0)) or None
+        self.units = "a.u. (network output x window scale, V)"
+
+    def apply_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Network output of windows (n_windows, n_times, n_chans), V, rescaled to the input.
+
+        Each window goes through :func:`lightbunny.dataset.normalise_eeg`; the output is
+        multiplied by that window's divisor. Returns (n_windows, n_times, n_sources).
+        """
+        import torch
+
+        from .dataset import normalise_eeg
+
+        x, scale = normalise_eeg(np.asarray(windows, dtype=np.float64), return_scale=True)
+        outs = []
+        self.net.eval()
+        with torch.no_grad():
+            for i in range(0, len(x), self.batch_size):
+                batch = torch.as_tensor(x[i:i + self.batch_size], dtype=torch.float32,
+                                        device=self.device)
+                outs.append(self.net(batch).float().cpu().numpy())
+        out = np.concatenate(outs).astype(np.float64)
+        if out.shape[:2] != x.shape[:2]:
+            raise ValueError(f"the network returned shape {out.shape} for input {x.shape}; "
+                             "expected (batch, n_times, n_sources).")
+        return out * scale
+
+    def apply(self, eeg: np.ndarray) -> np.ndarray:
+        """Sources (n_times, n_sources) of EEG (n_times, n_chans), V, by overlapping windows."""
+        eeg = np.asarray(eeg, dtype=np.float64)
+        if eeg.ndim != 2 or eeg.shape[1] != len(self.ch_names):
+            raise ValueError(f"eeg must have shape (n_times, {len(self.ch_names)}), got "
+                             f"{eeg.shape}.")
+        if not np.isfinite(eeg).all():
+            raise ValueError("eeg contains NaN or infinite values.")
+        if len(eeg) < self.n_times:
+            msg = (f"The EEG has {len(eeg)} samples, fewer than the network's window of "
+                   f"{self.n_times} ({self.n_times / self.sfreq:g} s)")
+            if self.short == "error":
+                raise ValueError(msg + ". Use a longer time range, or short='pad'.")
+            logger.warning("%s; zero-padded to one window.", msg)
+        # windows are cut and stitched batch by batch, so memory does not grow with the
+        # number of windows (the result is what stitch_windows gives on all of them)
+        n = self.n_times
+        starts = window_starts(len(eeg), n, self.overlap)
+        pad = max(0, int(starts[-1]) + n - len(eeg))
+        padded = np.concatenate([eeg, np.zeros((pad, eeg.shape[1]))]) if pad else eeg
+        total, count = None, np.zeros(len(padded))
+        for i in range(0, len(starts), self.batch_size):
+            batch = starts[i:i + self.batch_size]
+            out = self.apply_windows(np.stack([padded[s:s + n] for s in batch]))
+            if total is None:
+                total = np.zeros((len(padded), out.shape[2]))
+            for s, o in zip(batch, out):
+                total[s:s + n] += o
+                count[s:s + n] += 1
+        return total[:len(eeg)] / count[:len(eeg), None]
+
+    def describe(self) -> dict:
+        cfg = self.net.get_config() if hasattr(self.net, "get_config") else {}
+        return {"kind": self.kind, "name": self.name, "config": cfg, "atlas_name": self.atlas_name,
+                "sfreq": self.sfreq, "n_times": self.n_times, "overlap": self.overlap,
+                "short": self.short}
+
+
+def load_source_model(checkpoint=None, method: str | None = None, *, atlas=None, montage=None,
+                      leadfield=None, snr: float = 3.0, sfreq: float = 500.0,
+                      overlap: float = 0.5, short: str = "pad", device: str = "cpu",
+                      data_dir=None):
+    """Build the model ``lightbunny apply`` runs: a checkpoint's network or a classical method.
+
+    Parameters
+    ----------
+    checkpoint : path, optional
+        A ``best.pt`` / ``last.pt`` of :func:`lightbunny.train.train` (read with
+        ``weights_only=True``). Its ``meta`` gives the channels, atlas and rate.
+    method : str, optional
+        A classical method of :func:`lightbunny.inverse.make_inverse` (``'sLORETA'``, ...).
+        Exactly one of ``checkpoint`` and ``method``.
+    atlas : str or Atlas, optional
+        For ``method``: the atlas (default ``'tvb76'``). For ``checkpoint``: must agree with it.
+    montage : str or list of str, optional
+        For ``method``: the leadfield's montage (default 64 channels of the 10-10 system).
+    leadfield : Leadfield or path, optional
+        For ``method``: use this leadfield instead of computing one.
+    snr : float
+        Amplitude SNR of the classical regularisation.
+    sfreq : float, Hz
+        Rate for classical methods (networks use their training rate).
+    overlap, short, device
+        See :class:`NetworkModel`.
+
+    Returns
+    -------
+    model : NetworkModel or ClassicalModel
+    """
+    if (checkpoint is None) == (method is None):
+        raise ValueError("Give exactly one of checkpoint (a trained network) and method (a "
+                         "classical inverse such as 'sLORETA').")
+    atlas_name = getattr(atlas, "name", atlas)
+    if method is not None:
+        from .inverse import make_inverse
+        from .leadfield import Leadfield, make_leadfield
+
+        if leadfield is not None:
+            lf = leadfield if isinstance(leadfield, Leadfield) else Leadfield.load(leadfield)
+            if atlas_name is not None and lf.atlas_name != atlas_name:
+                raise ValueError(f"The leadfield is for atlas {lf.atlas_name!r}, not "
+                                 f"{atlas_name!r}.")
+        else:
+            from .atlas import Atlas, load_atlas
+
+            atlas_obj = atlas if isinstance(atlas, Atlas) else load_atlas(atlas or "tvb76",
+                                                                          data_dir=data_dir)
+            lf = make_leadfield(atlas_obj, montage) if montage is not None else \
+                make_leadfield(atlas_obj)
+        solver = make_inverse(method, lf.gain, lf.ch_names, snr=snr)
+        return ClassicalModel(solver, atlas_name=lf.atlas_name, sfreq=sfreq, leadfield=lf)
+    from .train import load_model
+
+    net, ckpt = load_model(checkpoint, device=device)
+    meta = ckpt.get("meta") or {}
+    prep = meta.get("preprocessing") or {}
+    ch_names = meta.get("ch_names") or prep.get("ch_names")
+    ckpt_atlas = meta.get("atlas") or prep.get("atlas_name")
+    config = ckpt.get("model_config") or {}
+    n_times = config.get("n_times") or prep.get("n_times")
+    if not ch_names or not ckpt_atlas or not n_times:
+        raise ValueError(f"{checkpoint} does not record its channels, atlas and window length "
+                         f"(meta keys: {sorted(meta)}); it cannot be applied to a recording.")
+    if atlas_name is not None and atlas_name != ckpt_atlas:
+        raise ValueError(f"{checkpoint} was trained on atlas {ckpt_atlas!r}, not {atlas_name!r}.")
+    if montage is not None or leadfield is not None:
+        logger.warning("montage/leadfield are ignored with a checkpoint: the network expects "
+                       "the %d channels it was trained on", len(ch_names))
+    n_chans = config.get("n_chans")
+    if n_chans is not None and int(n_chans) != len(ch_names):
+        raise ValueError(f"{checkpoint}: the network takes {n_chans} channels but its meta lists "
+                         f"{len(ch_names)}.")
+    if "sfreq" not in prep:
+        logger.warning("%s does not record its sampling rate; assuming 500 Hz", checkpoint)
+    scaling = (prep.get("eeg") or {}).get("function", _NORMALISE)
+    if scaling != _NORMALISE:
+        raise ValueError(f"{checkpoint} was trained on EEG scaled by {scaling!r}; this version "
+                         f"applies {_NORMALISE!r} to recordings, so its inputs would differ.")
+    return NetworkModel(net, ch_names=ch_names, n_times=int(n_times),
+                        sfreq=float(prep.get("sfreq", 500.0)), atlas_name=ckpt_atlas,
+                        name=ckpt.get("model_name", "network"), overlap=overlap, short=short,
+                        device=device, meta=meta, n_sources=config.get("n_sources"))
+
+
+# --------------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class ImagingResult:
+    """Source time courses of one recording, with everything needed to describe them.
+
+    Attributes
+    ----------
+    source : ndarray, shape (n_times, n_sources)
+        Region time courses (unit in ``units``).
+    prepared : PreparedEEG
+        The EEG the model saw (n_times, n_chans), V, and the realignment report.
+    model : dict
+        :meth:`describe` of the model.
+    units : str
+    paths : dict
+        Files written by :meth:`save` (role -> path).
+    """
+
+    source: np.ndarray
+    prepared: PreparedEEG
+    model: dict
+    units: str
+    paths: dict = field(default_factory=dict)
+
+    @property
+    def sfreq(self) -> float:
+        return self.prepared.sfreq
+
+    @property
+    def times(self) -> np.ndarray:
+        """Sample times, s, shape (n_times,)."""
+        return self.prepared.times
+
+    def region_power(self) -> np.ndarray:
+        """Mean squared activity of each region over time, shape (n_sources,)."""
+        return np.mean(self.source**2, axis=0)
+
+    def top_regions(self, k: int = 5) -> np.ndarray:
+        """Indices of the ``k`` regions of highest power, strongest first."""
+        return np.argsort(self.region_power())[::-1][:k]
+
+    def to_stc(self, atlas, *, max_times: int | None = 500):
+        """The region time courses on the atlas cortex as an ``mne.SourceEstimate``.
+
+        Every vertex takes its region's value; vertices are split by
+        ``atlas.vertex_hemisphere`` and numbered within each hemisphere (left-hemisphere
+        vertex ``k`` is the ``k``-th atlas vertex with hemisphere 0). ``subject`` is the atlas
+        name (the ``.stc`` format does not store it: pass ``subject=`` when reading). With
+        more than ``max_times`` samples, consecutive samples are averaged in blocks
+        (``tstep`` grows accordingly) so the estimate stays a manageable size.
+        """
+        import mne
+
+        if atlas.n_regions != self.source.shape[1]:
+            raise ValueError(f"atlas {atlas.name!r} has {atlas.n_regions} regions; the sources "
+                             f"have {self.source.shape[1]}.")
+        src, tstep = self.source, 1.0 / self.sfreq
+        if max_times is not None and len(src) > max_times:
+            factor = math.ceil(len(src) / max_times)
+            n = len(src) // factor * factor
+            src = src[:n].reshape(-1, factor, src.shape[1]).mean(axis=1)
+            tstep *= factor
+            logger.info("SourceEstimate: %d samples averaged in blocks of %d", n, factor)
+        hemi = np.asarray(atlas.vertex_hemisphere)
+        lh, rh = np.flatnonzero(hemi == 0), np.flatnonzero(hemi == 1)
+        data = np.concatenate([src.T[atlas.vertex_region[lh]], src.T[atlas.vertex_region[rh]]])
+        return mne.SourceEstimate(data, [np.arange(len(lh)), np.arange(len(rh))],
+                                  tmin=self.prepared.tmin, tstep=tstep, subject=atlas.name)
+
+    def attrs(self) -> dict:
+        """Everything that describes the result, as plain JSON types."""
+        p = self.prepared
+        return {"sfreq": p.sfreq, "tmin": p.tmin, "n_times": int(self.source.shape[0]),
+                "n_sources": int(self.source.shape[1]), "units": self.units,
+                "kind": p.kind, "n_averaged": p.n_averaged, "recording": p.source,
+                "ch_names": list(p.ch_names), "model": self.model,
+                "atlas_name": self.model.get("atlas_name"),
+                "realignment": p.report.to_dict(), "versions": versions()}
+
+    def save(self, out_dir, atlas=None, *, figures: bool = True, max_stc_times: int | None = 500,
+             n_top: int = 5) -> dict:
+        """Write the outputs into ``out_dir`` (see :data:`OUTPUT_FILES`); returns their paths.
+
+        ``sources.h5`` holds ``source`` (n_times, n_sources), ``times`` (s), ``eeg``
+        (n_times, n_chans, V, the model's input) and ``region_power``, with the
+        :meth:`attrs` as JSON attributes; ``sources.csv`` has a ``time_s`` column and one column
+        per region. The SourceEstimate and the figures need ``atlas``.
+        """
+        import h5py
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        attrs = self.attrs()
+        names = (list(atlas.region_names) if atlas is not None
+                 else [f"region_{i:03d}" for i in range(self.source.shape[1])])
+        paths = {}
+        with atomic_path(out / OUTPUT_FILES["sources_h5"]) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("source", data=self.source)
+                f.create_dataset("times", data=self.times)
+                f.create_dataset("eeg", data=self.prepared.eeg)
+                f.create_dataset("region_power", data=self.region_power())
+                for key, value in attrs.items():
+                    f.attrs[key] = json.dumps(value, default=str) if isinstance(
+                        value, (dict, list)) else value
+                f.attrs["region_names"] = json.dumps(names)
+                f.attrs["layout"] = ("source: (n_times, n_sources); eeg: (n_times, n_chans) V, "
+                                     "average reference; times: s")
+        paths["sources_h5"] = out / OUTPUT_FILES["sources_h5"]
+        with atomic_path(out / OUTPUT_FILES["sources_csv"]) as tmp:
+            header = ",".join(["time_s"] + [n.replace(",", "_") for n in names])
+            np.savetxt(tmp, np.column_stack([self.times, self.source]), delimiter=",",
+                       header=header, comments="", fmt="%.8g")
+        paths["sources_csv"] = out / OUTPUT_FILES["sources_csv"]
+        if atlas is not None:
+            stc = self.to_stc(atlas, max_times=max_stc_times)
+            paths.update(_save_stc(stc, out / OUTPUT_FILES["stc"]))
+            if figures:
+                paths.update(self.plot(atlas, out, n_top=n_top))
+        else:
+            logger.warning("no atlas given: the SourceEstimate and figures are not written")
+        top = self.top_regions(n_top)
+        summary = {**attrs, "top_regions": [{"index": int(i), "name": names[i],
+                                             "power": float(self.region_power()[i])} for i in top],
+                   "files": {k: str(v) for k, v in paths.items()}}
+        write_json(out / OUTPUT_FILES["report"], summary)
+        paths["report"] = out / OUTPUT_FILES["report"]
+        self.paths = paths
+        return paths
+
+    def plot(self, atlas, out_dir, *, n_top: int = 5) -> dict:
+        """Power map on the cortex, top-region time courses, and a topomap of the input."""
+        from .viz import _mpl, plot_cortex
+
+        plt = _mpl()
+        out = Path(out_dir)
+        paths = {}
+        fig = plot_cortex(atlas, self.region_power(), cmap="YlOrRd", symmetric=False,
+                          title=f"{self.model.get('name')}: mean power per region")
+        paths["power_map"] = _save_fig(fig, out / OUTPUT_FILES["power_map"], plt)
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        for i in self.top_regions(n_top):
+            ax.plot(self.times, self.source[:, i], lw=0.8, label=atlas.region_names[i])
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel(self.units)
+        ax.set_title(f"{n_top} most active regions")
+        ax.legend(fontsize=7, loc="upper right")
+        fig.tight_layout()
+        paths["timecourses"] = _save_fig(fig, out / OUTPUT_FILES["timecourses"], plt)
+        topo = self.plot_topomap(plt)
+        if topo is not None:
+            paths["topomap"] = _save_fig(topo, out / OUTPUT_FILES["topomap"], plt)
+        return paths
+
+    def plot_topomap(self, plt=None):
+        """Topomap of the input EEG at its peak of global field power (None without positions)."""
+        import mne
+
+        from .viz import _mpl
+
+        plt = plt or _mpl()
+        info = self.prepared.info
+        if info is None or info.get_montage() is None:
+            logger.warning("the channels have no positions; no topomap")
+            return None
+        eeg = self.prepared.eeg
+        peak = int(np.argmax(eeg.std(axis=1)))
+        fig, ax = plt.subplots(figsize=(4, 4))
+        mne.viz.plot_topomap(eeg[peak] * 1e6, info, axes=ax, show=False)
+        ax.set_title(f"input EEG (uV) at {self.times[peak]:.3f} s (peak GFP)", fontsize=9)
+        return fig
+
+
+def _save_fig(fig, path: Path, plt) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _save_stc(stc, base: Path) -> dict:
+    """``stc.save`` into a temporary folder, then move the files next to ``base``."""
+    tmp = Path(tempfile.mkdtemp(prefix=".stc.", dir=base.parent))
+    try:
+        stc.save(tmp / base.name, ftype="stc", overwrite=True, verbose="error")
+        out = {}
+        for hemi in ("lh", "rh"):
+            final = base.parent / f"{base.name}-{hemi}.stc"
+            os.replace(tmp / f"{base.name}-{hemi}.stc", final)
+            out[f"stc_{hemi}"] = final
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def image_recording(recording, model, **prepare_kwargs) -> ImagingResult:
+    """Prepare ``recording`` for ``model`` and apply it.
+
+    Parameters
+    ----------
+    recording : path | mne.io.Raw | mne.Epochs | mne.Evoked
+    model : NetworkModel | ClassicalModel
+        Or anything with ``ch_names``, ``sfreq`` and ``apply``.
+    **prepare_kwargs
+        Passed to :func:`lightbunny.io.prepare_recording` (``tmin``, ``tmax``, ``events``,
+        ``l_freq``, ``h_freq``, ``missing``, ``min_matched``, ...).
+
+    Returns
+    -------
+    ImagingResult
+    """
+    leadfield = getattr(model, "leadfield", None)
+    if "positions" not in prepare_kwargs and leadfield is not None:
+        _, unknown = _positions(model.ch_names, None)
+        if unknown:  # names outside the 10-05 montage: interpolate on the leadfield's electrodes
+            prepare_kwargs["positions"] = dict(zip(leadfield.ch_names, leadfield.ch_pos / 1000.0))
+    prepared = prepare_recording(recording, model.ch_names, sfreq=model.sfreq, **prepare_kwargs)
+    logger.info("realignment: %s", prepared.report.summary().replace("\n", "; "))
+    source = np.asarray(model.apply(prepared.eeg), dtype=np.float64)
+    if source.shape[0] != prepared.n_times:
+        raise ValueError(f"the model returned {source.shape[0]} samples for {prepared.n_times}.")
+    if not np.isfinite(source).all():
+        raise ValueError("the model produced non-finite source values.")
+    describe = model.describe() if hasattr(model, "describe") else {"name": type(model).__name__}
+    return ImagingResult(source=read_only(source), prepared=prepared, model=describe,
+                         units=getattr(model, "units", "a.u."))
+
+
+def run_apply(recording, out_dir, *, checkpoint=None, method: str | None = None, atlas=None,
+              montage=None, leadfield=None, snr: float = 3.0, overlap: float = 0.5,
+              short: str = "pad", device: str = "cpu", data_dir=None, figures: bool = True,
+              max_stc_times: int | None = 500, **prepare_kwargs) -> ImagingResult:
+    """Image a recording with a checkpoint or a classical method and write all outputs.
+
+    Parameters
+    ----------
+    recording : path | mne object
+    out_dir : path
+    checkpoint, method, atlas, montage, leadfield, snr, overlap, short, device, data_dir
+        See :func:`load_source_model`.
+    figures : bool
+        Write the PNG figures.
+    max_stc_times : int or None
+        See :meth:`ImagingResult.to_stc`.
+    **prepare_kwargs
+        See :func:`lightbunny.io.prepare_recording`.
+
+    Returns
+    -------
+    ImagingResult
+        With ``paths`` of the written files.
+    """
+    from .atlas import Atlas, load_atlas
+
+    model = load_source_model(checkpoint, method, atlas=atlas, montage=montage,
+                              leadfield=leadfield, snr=snr, overlap=overlap, short=short,
+                              device=device, data_dir=data_dir)
+    result = image_recording(recording, model, **prepare_kwargs)
+    if isinstance(atlas, Atlas):
+        atlas_obj = atlas
+    else:
+        try:
+            atlas_obj = load_atlas(model.atlas_name, data_dir=data_dir)
+        except (ValueError, FileNotFoundError, ImportError) as err:
+            logger.warning("atlas %r could not be loaded (%s): no SourceEstimate or figures",
+                           model.atlas_name, err)
+            atlas_obj = None
+    result.save(out_dir, atlas_obj, figures=figures, max_stc_times=max_stc_times)
+    return result
+
+
+__all__ = ["ClassicalModel", "NetworkModel", "ImagingResult", "load_source_model",
+           "image_recording", "run_apply", "window_starts", "sliding_windows", "stitch_windows"]
