@@ -520,14 +520,14 @@ class ImagingResult:
 
     def plot(self, atlas, out_dir, *, n_top: int = 5) -> dict:
         """Power map on the cortex, top-region time courses, and a topomap of the input."""
-        from .viz import _mpl, plot_cortex
+        from .viz import _mpl, plot_cortex, save_figure
 
         plt = _mpl()
         out = Path(out_dir)
         paths = {}
         fig = plot_cortex(atlas, self.region_power(), cmap="YlOrRd", symmetric=False,
                           title=f"{self.model.get('name')}: mean power per region")
-        paths["power_map"] = _save_fig(fig, out / OUTPUT_FILES["power_map"], plt)
+        paths["power_map"] = save_figure(fig, out / OUTPUT_FILES["power_map"], dpi=100)
         fig, ax = plt.subplots(figsize=(8, 3.5))
         for i in self.top_regions(n_top):
             ax.plot(self.times, self.source[:, i], lw=0.8, label=atlas.region_names[i])
@@ -536,10 +536,10 @@ class ImagingResult:
         ax.set_title(f"{n_top} most active regions")
         ax.legend(fontsize=7, loc="upper right")
         fig.tight_layout()
-        paths["timecourses"] = _save_fig(fig, out / OUTPUT_FILES["timecourses"], plt)
+        paths["timecourses"] = save_figure(fig, out / OUTPUT_FILES["timecourses"], dpi=100)
         topo = self.plot_topomap(plt)
         if topo is not None:
-            paths["topomap"] = _save_fig(topo, out / OUTPUT_FILES["topomap"], plt)
+            paths["topomap"] = save_figure(topo, out / OUTPUT_FILES["topomap"], dpi=100)
         return paths
 
     def plot_topomap(self, plt=None):
@@ -559,13 +559,6 @@ class ImagingResult:
         mne.viz.plot_topomap(eeg[peak] * 1e6, info, axes=ax, show=False)
         ax.set_title(f"input EEG (uV) at {self.times[peak]:.3f} s (peak GFP)", fontsize=9)
         return fig
-
-
-def _save_fig(fig, path: Path, plt) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
 
 
 def _save_stc(stc, base: Path) -> dict:

@@ -253,17 +253,8 @@ def _write_csv(path: Path, rows: list) -> Path:
     return path
 
 
-def _save_fig(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
-
-
 def _boxplots(rows, methods, snrs, fig_dir: Path) -> Path:
-    from .viz import _mpl
+    from .viz import _mpl, save_figure
 
     plt = _mpl()
     metrics = list(REPORT_METRICS)
@@ -288,11 +279,11 @@ def _boxplots(rows, methods, snrs, fig_dir: Path) -> Path:
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours(j)) for j in range(len(methods))]
     fig.legend(handles, methods, loc="lower right", ncol=min(len(methods), 4))
     fig.tight_layout()
-    return _save_fig(fig, fig_dir / "boxplots.png")
+    return save_figure(fig, fig_dir / "boxplots.png")
 
 
 def _example_figures(atlas, example, methods, index, snr, fig_dir: Path) -> list:
-    from .viz import _mpl, plot_cortex
+    from .viz import _mpl, plot_cortex, save_figure
 
     plt = _mpl()
     out = []
@@ -304,7 +295,7 @@ def _example_figures(atlas, example, methods, index, snr, fig_dir: Path) -> list
         power = power / (power.max() or 1.0)
         plot_cortex(atlas, power, cmap="hot_r", symmetric=False, title=f"{name}: relative power",
                     fig=sf)
-    out.append(_save_fig(fig, fig_dir / f"sample{index}_cortex.png"))
+    out.append(save_figure(fig, fig_dir / f"sample{index}_cortex.png"))
     fig, axes = plt.subplots(1, len(example["centres"]), figsize=(5 * len(example["centres"]), 3),
                              squeeze=False)
     for ax, c in zip(axes[0], example["centres"]):
@@ -318,7 +309,7 @@ def _example_figures(atlas, example, methods, index, snr, fig_dir: Path) -> list
         ax.set_xlabel("sample")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    out.append(_save_fig(fig, fig_dir / f"sample{index}_timecourse.png"))
+    out.append(save_figure(fig, fig_dir / f"sample{index}_timecourse.png"))
     return out
 
 

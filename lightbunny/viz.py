@@ -35,6 +35,20 @@ def _mpl():
     return plt
 
 
+def save_figure(fig, path, *, dpi: int = 90) -> "Path":
+    """Write ``fig`` as PNG atomically (no half-written file under ``path``) and close it."""
+    from pathlib import Path
+
+    from .utils import atomic_path
+
+    plt = _mpl()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
 def plot_cortex(atlas: Atlas, region_values, *, views=("left lateral", "right lateral",
                                                        "left medial", "right medial"),
                 cmap: str = "RdBu_r", symmetric: bool | None = None, title: str | None = None,
