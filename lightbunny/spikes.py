@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -476,6 +478,11 @@ def extract_clips(traces: np.ndarray, region: int, gain: np.ndarray | None = Non
 
     Decisions where ``process_raw_nmm.m`` is ambiguous or buggy:
 
+    * ends: the seed keeps 1-based peaks with ``t - 249 > 0`` and ``t + 250 < n`` (0-based
+      ``249 <= t <= n - 252``, asymmetric); here ``edge <= t <= n - 1 - edge`` (250 samples on
+      both sides, so the 501-sample window centred on the peak fits);
+    * threshold: the seed zeroes samples below 8 mV before ``islocalmax``, so a peak of exactly
+      8 mV counts; here too (``>= threshold``);
     * the seed thins peaks closer than 100 samples over *all* regions sorted together, so a
       spike of another region right after the source's spike is dropped before the
       interference check and the clip passes; here thinning is per region and every other
@@ -580,7 +587,9 @@ class SpikeBankWriter:
         self.n_times, self.n_regions = int(n_times), int(n_regions)
         self.attrs = dict(attrs or {})
         self.storage_dtype = storage_dtype
+        self._lock = threading.Lock()  # write_region may be called from several threads
         self._regions: dict[int, dict] = {}  # region -> {n_clips, n_spikes, alpha}
+        self._consolidated = False
         if self.path.exists():
             with h5py.File(self.path, "r") as f:
                 if f.attrs.get("format", "") != BANK_FORMAT:
@@ -599,8 +608,7 @@ class SpikeBankWriter:
                 for key in f.get("regions", {}):
                     link = f["regions"].get(key, getlink=True)
                     if not isinstance(link, h5py.ExternalLink):
-                        raise ValueError(f"{self.path} is a consolidated bank; write new regions "
-                                         "to another --out.")
+                        self._consolidated = True
                     try:
                         grp = f["regions"][key]
                     except KeyError:  # region file missing: simulate it again
@@ -611,6 +619,9 @@ class SpikeBankWriter:
                             "n_spikes": int(grp.attrs.get("n_spikes", -1)),
                             "alpha": float(grp.attrs.get("alpha", float("nan")))}
             logger.info("resuming %s: %d regions already complete", self.path, len(self._regions))
+            # temporary files of region writes that a killed run left behind
+            for stale in self.parts.glob(".region_*.tmp*") if self.parts.is_dir() else ():
+                stale.unlink(missing_ok=True)
         else:
             self._write_index()
 
@@ -631,6 +642,9 @@ class SpikeBankWriter:
         import h5py
 
         region = int(region)
+        if self._consolidated:
+            raise ValueError(f"{self.path} is a consolidated bank (one self-contained file); "
+                             "write new regions to another --out.")
         clips = np.asarray(clips)
         if clips.ndim != 3 or clips.shape[1:] != (self.n_times, self.n_regions):
             raise ValueError(f"clips must have shape (n_clips, {self.n_times}, {self.n_regions}), "
@@ -638,24 +652,34 @@ class SpikeBankWriter:
         spike_times = np.asarray(spike_times, dtype=np.int64)
         if spike_times.shape != (len(clips),):
             raise ValueError(f"spike_times must have shape ({len(clips)},), got {spike_times.shape}.")
+        # compress outside HDF5 (zlib releases the GIL, so several threads compress at once);
+        # the chunks are written as they are, under the dataset's standard shuffle + gzip
+        # filters, so any HDF5 reader decompresses them
+        stored = np.ascontiguousarray(clips, dtype=self.storage_dtype)
+        payload = [_shuffle_deflate(c) for c in stored]
         self.parts.mkdir(parents=True, exist_ok=True)
         target = self.parts / f"region_{_region_key(region)}.h5"
-        with atomic_path(target) as tmp:
-            with h5py.File(tmp, "w") as f:
-                chunks = (1, self.n_times, self.n_regions) if len(clips) else None
-                f.create_dataset("clips", data=clips.astype(self.storage_dtype), chunks=chunks,
-                                 compression="gzip" if len(clips) else None,
-                                 compression_opts=4 if len(clips) else None,
-                                 shuffle=bool(len(clips)))
-                f.create_dataset("spike_times", data=spike_times)
-                f.attrs["region"] = region
-                f.attrs["n_spikes"] = int(n_spikes)
-                f.attrs["alpha"] = float(alpha)
-                f.attrs["complete"] = True
-            _fsync(tmp)
-        self._regions[region] = {"n_clips": int(len(clips)), "n_spikes": int(n_spikes),
-                                 "alpha": float(alpha)}
-        self._write_index()
+        with self._lock:
+            with atomic_path(target) as tmp:
+                with h5py.File(tmp, "w") as f:
+                    if len(stored):
+                        dset = f.create_dataset(
+                            "clips", shape=stored.shape, dtype=stored.dtype,
+                            chunks=(1, self.n_times, self.n_regions), compression="gzip",
+                            compression_opts=_GZIP_LEVEL, shuffle=True)
+                        for i, chunk in enumerate(payload):
+                            dset.id.write_direct_chunk((i, 0, 0), chunk)
+                    else:
+                        f.create_dataset("clips", shape=stored.shape, dtype=stored.dtype)
+                    f.create_dataset("spike_times", data=spike_times)
+                    f.attrs["region"] = region
+                    f.attrs["n_spikes"] = int(n_spikes)
+                    f.attrs["alpha"] = float(alpha)
+                    f.attrs["complete"] = True
+                _fsync(tmp)
+            self._regions[region] = {"n_clips": int(len(clips)), "n_spikes": int(n_spikes),
+                                     "alpha": float(alpha)}
+            self._write_index()
 
     def summary(self) -> dict:
         """Clips per region, regions without clips, spikes detected and SNR factors."""
@@ -691,6 +715,16 @@ class SpikeBankWriter:
             _fsync(tmp)
 
 
+_GZIP_LEVEL = 4
+
+
+def _shuffle_deflate(chunk: np.ndarray) -> bytes:
+    """One chunk through HDF5's shuffle then deflate filters (byte planes, then zlib)."""
+    raw = np.frombuffer(np.ascontiguousarray(chunk).tobytes(), dtype=np.uint8)
+    shuffled = raw.reshape(-1, chunk.dtype.itemsize).T.tobytes()
+    return zlib.compress(shuffled, _GZIP_LEVEL)
+
+
 def _fsync(path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -717,11 +751,15 @@ def consolidate_bank(path, out=None) -> Path:
     path : path-like
         A bank written by :class:`SpikeBankWriter`.
     out : path-like, optional
-        Destination (default: replace ``path``; the ``.d`` folder can then be deleted).
+        Destination. Default: replace ``path`` and delete its ``.d`` folder of region files
+        (a consolidated bank is read the same way but takes no new regions).
     """
+    import shutil
+
     import h5py
 
     path = Path(path)
+    in_place = out is None or Path(out).resolve() == path.resolve()
     out = path if out is None else Path(out)
     with h5py.File(path, "r") as src, atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as dst:
@@ -730,4 +768,7 @@ def consolidate_bank(path, out=None) -> Path:
             grp = dst.create_group("regions")
             for key in src["regions"]:
                 src.copy(src["regions"][key], grp, name=key)
+    parts = path.with_name(path.name + ".d")
+    if in_place and parts.is_dir():
+        shutil.rmtree(parts)
     return out

@@ -186,9 +186,19 @@ def test_bank_file_roundtrip(tmp_path):
     with pytest.raises(ValueError, match="seed"):
         SpikeBankWriter(path, atlas_name="synthetic", sfreq=500.0, n_times=500, n_regions=4,
                         attrs={"seed": 4, "config": {"A": 3.25}})
-    # one self-contained file
+    # one self-contained file; in place, it replaces the bank and its folder of region files
     one = consolidate_bank(path, tmp_path / "one.h5")
     np.testing.assert_array_equal(SpikeBank.open(one).clips(2), bank.clips(2))
+    expected = bank.clips(2).copy()
+    bank.close()
+    consolidate_bank(path)
+    assert not (tmp_path / "bank.h5.d").exists()
+    np.testing.assert_array_equal(SpikeBank.open(path).clips(2), expected)
+    w = SpikeBankWriter(path, atlas_name="synthetic", sfreq=500.0, n_times=500, n_regions=4,
+                        attrs=attrs)
+    assert w.complete_regions() == {0, 2}  # resuming a finished bank is fine ...
+    with pytest.raises(ValueError, match="consolidated"):  # ... adding to it is not
+        w.write_region(1, np.zeros((0, 500, 4)), [])
 
 
 def test_open_rejects_other_files(tmp_path):
