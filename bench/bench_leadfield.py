@@ -59,20 +59,14 @@ def main():
 
     ref64 = np.load(Path(args.data_dir) / "leadfield_64_fsaverage_region_lightbunny.npy")
     ref75 = sio.loadmat(Path(args.data_dir) / "leadfield_75_20k.mat")["fwd"]
-    e75 = sio.loadmat(Path(args.data_dir) / "electrode_75.mat")["eloc75"][0]
-    names75 = [str(e["labels"][0]) for e in e75]
-    # Nz is a fiducial and TP11/TP12 are not 10-05 positions: compare on the 72 others
-    from lightbunny.leadfield import _standard_positions
-
-    known = {k.lower() for k in _standard_positions()}
-    keep = [i for i, n in enumerate(names75) if n.lower() in known]
-    print(f"75-channel comparison on {len(keep)} channels (not placed: "
-          f"{', '.join(n for i, n in enumerate(names75) if i not in keep)})")
-    names75, ref75 = [names75[i] for i in keep], ref75[keep]
     for orientation in ("normal", "free_sum"):
         t0 = time.perf_counter()
         lf64 = make_leadfield(fs, list(PHYSIONET_64), orientation=orientation, use_cache=False)
-        lf75 = make_leadfield(fs, names75, orientation=orientation, use_cache=False)
+        # DeepSIF's own cap (EEGLAB positions in electrode_75.mat, fitted onto the 10-05
+        # positions by a similarity transform): all 75 channels, Nz and TP11/TP12 included
+        lf75 = make_leadfield(fs, "deepsif75", orientation=orientation, use_cache=False,
+                              data_dir=args.data_dir)
+        names75 = lf75.ch_names
         dt = time.perf_counter() - t0
         report(f"fsaverage994 64ch vs published LightBunny ({orientation})", lf64.gain, ref64, PHYSIONET_64)
         report(f"fsaverage994 75ch vs DeepSIF leadfield_75 ({orientation})", lf75.gain, ref75, names75)

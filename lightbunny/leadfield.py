@@ -61,7 +61,8 @@ PHYSIONET_64 = (
 DEFAULT_MONTAGE = "standard_1020_64"
 #: Montage names understood besides MNE's built-in ones.
 EXTRA_MONTAGES = {DEFAULT_MONTAGE: "64 channels of the 10-10 system (PhysioNet EEGMMI order)",
-                  "tvb65": "tvb-data's own 65 EEG sensors (tvb76 head only)"}
+                  "tvb65": "tvb-data's own 65 EEG sensors (tvb76 head only)",
+                  "deepsif75": "DeepSIF's 75-channel cap (electrode_75.mat in the data folder)"}
 ORIENTATIONS = ("normal", "free_sum")
 HEAD_MODELS = ("sphere",)
 #: Old 10-20 names and their 10-10 equivalents.
@@ -221,13 +222,14 @@ def _lookup(names, table: dict, what: str) -> list:
     return out
 
 
-def resolve_montage(montage=DEFAULT_MONTAGE):
+def resolve_montage(montage=DEFAULT_MONTAGE, data_dir=None):
     """Channel names and positions of a montage specification.
 
     Parameters
     ----------
     montage : str | list of str | mne.Info | mne.channels.DigMontage
-        A name from :func:`montage_names`, a list of channel names (positions taken from MNE's
+        A name from :func:`montage_names` (``deepsif75`` reads ``electrode_75.mat`` from the
+        fsaverage994 data folder ``data_dir``), a list of channel names (positions taken from MNE's
         10-05 montage, ``colin27_1005``, formerly ``standard_1005``), an ``mne.Info`` with EEG channel positions, or a ``DigMontage``.
 
     Returns
@@ -236,8 +238,10 @@ def resolve_montage(montage=DEFAULT_MONTAGE):
         Short description stored with the leadfield.
     ch_names : list of str
     pos : ndarray, shape (n_chans, 3), mm
-    frame : {'fsaverage', 'tvb'}
-        The frame of ``pos``: fsaverage MRI coordinates, or tvb-data's sensor frame (RAS).
+    frame : {'fsaverage', 'tvb', 'unknown'}
+        The frame of ``pos``: fsaverage MRI coordinates, tvb-data's sensor frame (RAS), or an
+        unknown frame (a ``DigMontage`` with ``coord_frame='unknown'``, EEGLAB locations), which
+        :func:`place_electrodes` maps onto the 10-05 positions by a similarity transform.
     """
     import mne
 
@@ -245,6 +249,12 @@ def resolve_montage(montage=DEFAULT_MONTAGE):
         if montage == "tvb65":
             names, pos = tvb_sensors()
             return montage, names, pos, "tvb"
+        if montage == "deepsif75":
+            from .atlas import check_data_dir
+
+            root = check_data_dir(data_dir, files=("electrode_75.mat",))
+            names, pos = read_eeglab_locations(root / "electrode_75.mat", "eloc75")
+            return montage, names, pos, "unknown"
         check_option("montage", montage, montage_names())
         if montage == DEFAULT_MONTAGE:
             table = _standard_positions()
@@ -273,7 +283,8 @@ def resolve_montage(montage=DEFAULT_MONTAGE):
         pos = np.array([p["ch_pos"][n] for n in names], dtype=float)
         if p["coord_frame"] == "head":
             pos = mne.transforms.apply_trans(_fsaverage_trans(), pos)
-        return "digmontage", names, pos * 1000.0, "fsaverage"
+        frame = "unknown" if p["coord_frame"] == "unknown" else "fsaverage"
+        return "digmontage", names, pos * 1000.0, frame
     names = [str(n) for n in montage]
     if not names:
         raise ValueError("The montage's channel list is empty.")
@@ -282,6 +293,25 @@ def resolve_montage(montage=DEFAULT_MONTAGE):
     table = _standard_positions()
     keys = _lookup(names, table, "MNE's 10-05 montage")
     return "custom", names, np.array([table[k] for k in keys]), "fsaverage"
+
+
+def read_eeglab_locations(path, variable: str | None = None):
+    """Channel names and X/Y/Z (mm, EEGLAB's frame) of an EEGLAB ``chanlocs`` struct in a .mat.
+
+    Returns
+    -------
+    names : list of str
+    pos : ndarray, shape (n_chans, 3)
+    """
+    import scipy.io as sio
+
+    mat = sio.loadmat(path)
+    keys = [k for k in mat if not k.startswith("__")]
+    variable = variable or keys[0]
+    locs = mat[variable].ravel()
+    names = [str(np.asarray(c["labels"]).ravel()[0]) for c in locs]
+    pos = np.array([[float(np.asarray(c[k]).ravel()[0]) for k in ("X", "Y", "Z")] for c in locs])
+    return names, pos
 
 
 def tvb_sensors():
@@ -377,6 +407,16 @@ def place_electrodes(atlas: Atlas, pos: np.ndarray, names, frame: str) -> np.nda
     ndarray, shape (n_chans, 3), mm, on the head surface.
     """
     verts, tris, _ = head_surface(atlas)
+    if frame == "unknown":  # fit onto MNE's 10-05 positions by the channels both have
+        table = _standard_positions()
+        lower = {k.lower(): k for k in table}
+        common = [i for i, n in enumerate(names) if _canonical(str(n)).lower() in lower]
+        if len(common) < 4:
+            raise ValueError(f"Only {len(common)} channels of the montage have 10-05 names; "
+                             "at least 4 are needed to place electrodes given in an unknown frame.")
+        dst = np.array([table[lower[_canonical(str(names[i])).lower()]] for i in common])
+        s, rot, t = _similarity(np.asarray(pos)[common], dst)
+        pos, frame = (s * (rot @ np.asarray(pos).T)).T + t, "fsaverage"
     if atlas.name == "tvb76" and frame == "fsaverage":
         tvb_names, tvb_pos = tvb_sensors()
         table = _standard_positions()
@@ -415,7 +455,8 @@ def _cache_key(atlas: Atlas, names, pos, head_model, orientation) -> str:
 
 
 def make_leadfield(atlas: Atlas, montage=DEFAULT_MONTAGE, *, orientation: str = "normal",
-                   head_model: str = "sphere", cache_dir=None, use_cache: bool = True) -> Leadfield:
+                   head_model: str = "sphere", cache_dir=None, use_cache: bool = True,
+                   data_dir=None) -> Leadfield:
     """Compute the region leadfield of ``atlas`` for ``montage`` with MNE.
 
     Parameters
@@ -431,6 +472,8 @@ def make_leadfield(atlas: Atlas, montage=DEFAULT_MONTAGE, *, orientation: str = 
     cache_dir : path, optional
         Where computed leadfields are kept (default ``$LIGHTBUNNY_CACHE/leadfields`` or
         ``~/.cache/lightbunny/leadfields``); ``use_cache=False`` recomputes.
+    data_dir : path, optional
+        The fsaverage994 data folder (for the ``deepsif75`` montage).
 
     Returns
     -------
@@ -439,7 +482,7 @@ def make_leadfield(atlas: Atlas, montage=DEFAULT_MONTAGE, *, orientation: str = 
     """
     check_option("orientation", orientation, ORIENTATIONS)
     check_option("head_model", head_model, HEAD_MODELS)
-    label, names, pos, frame = resolve_montage(montage)
+    label, names, pos, frame = resolve_montage(montage, data_dir=data_dir)
     ch_pos = place_electrodes(atlas, pos, names, frame)
     cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     path = cache / f"{atlas.name}_{label}_{head_model}_{orientation}_{_cache_key(atlas, names, ch_pos, head_model, orientation)}.h5"

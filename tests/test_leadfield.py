@@ -118,3 +118,31 @@ def test_leadfield_load_rejects_other_files(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="not a readable"):
         Leadfield.load(bad)
+
+
+def test_positions_in_an_unknown_frame_are_fitted(tiny_atlas, tmp_path):
+    # the 10-05 positions of 8 channels, rotated, scaled and shifted into some other frame,
+    # must land where the names alone put them
+    import mne
+
+    from lightbunny.leadfield import _standard_positions
+
+    names = ["Fp1", "Fp2", "C3", "C4", "O1", "O2", "Cz", "T7"]
+    table = _standard_positions()
+    pos = np.array([table[n] for n in names])
+    a = np.deg2rad(30)
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    moved = 1.1 * pos @ rot.T + [5.0, -3.0, 40.0]
+    dig = mne.channels.make_dig_montage(ch_pos=dict(zip(names, moved / 1000)), coord_frame="unknown")
+    lf_dig = make_leadfield(tiny_atlas, dig, cache_dir=tmp_path)
+    lf_names = make_leadfield(tiny_atlas, names, cache_dir=tmp_path)
+    np.testing.assert_allclose(lf_dig.ch_pos, lf_names.ch_pos, atol=0.5)  # mm
+    np.testing.assert_allclose(lf_dig.gain, lf_names.gain, rtol=1e-3, atol=1e-6 * abs(lf_names.gain).max())
+
+
+def test_deepsif75_montage_reads_the_data_folder(shared_anatomy, tmp_path):
+    atlas = load_atlas("fsaverage994", data_dir=shared_anatomy)
+    lf = make_leadfield(atlas, "deepsif75", data_dir=shared_anatomy, cache_dir=tmp_path)
+    assert lf.gain.shape == (75, 994) and lf.ch_names[:3] == ("Fp1", "F7", "T7")
+    with pytest.raises(FileNotFoundError, match="electrode_75.mat"):
+        resolve_montage("deepsif75", data_dir=tmp_path)
