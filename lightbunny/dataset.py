@@ -430,6 +430,7 @@ class SyntheticEEGDataset(_TorchDataset):
         self.sources = sources
         self.bank = bank
         self.seed = int(seed)
+        self.epoch = 0
         self.recipe = recipe
         self.background = background if recipe == "lightbunny" else "seed"
         self.noise_scope = noise_scope
@@ -564,6 +565,45 @@ class SyntheticEEGDataset(_TorchDataset):
     def __len__(self) -> int:
         return len(self._samples)
 
+    def set_epoch(self, epoch: int) -> "SyntheticEEGDataset":
+        """Draw new samples for training epoch ``epoch`` (0-based), from the same patches.
+
+        Epoch 0 gives the dataset's own samples (those of ``seed``); every other epoch draws
+        the random choices of sample ``i`` (spike clips, SNR, SBR, noise) from ``(seed,
+        epoch, i)`` instead, so a training run sees ``len(self)`` new (EEG, source) pairs each
+        epoch at no cost (the patches stay those of the sources file). Deterministic, so a
+        resumed run replays the same epochs. :func:`lightbunny.train.train` calls it with
+        ``resample=True``.
+
+        Examples
+        --------
+        >>> from lightbunny.atlas import make_synthetic_atlas
+        >>> from lightbunny.sources import Sources
+        >>> from lightbunny.spikes import SpikeBank
+        >>> atlas = make_synthetic_atlas(n_regions=4)
+        >>> rng = np.random.default_rng(0)
+        >>> bank = SpikeBank.from_arrays({r: rng.normal(size=(6, 20, 4)) for r in range(4)},
+        ...                              atlas_name="synthetic")
+        >>> ds = SyntheticEEGDataset(Sources.from_patches([[[0]], [[1]]], atlas=atlas), bank,
+        ...                          rng.normal(size=(3, 4)), atlas_name="synthetic")
+        >>> a = ds.get_batch([0])[0]
+        >>> bool((ds.set_epoch(1).get_batch([0])[0] != a).any())
+        True
+        >>> bool((ds.set_epoch(0).get_batch([0])[0] == a).all())
+        True
+        """
+        if not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}.")
+        self.epoch = int(epoch)
+        return self
+
+    def _draw_seed(self) -> int:
+        """Seed of the per-sample draws: ``seed`` at epoch 0, else derived from (seed, epoch)."""
+        if self.epoch == 0:
+            return self.seed
+        state = np.random.SeedSequence([self.seed, 0x5EED, self.epoch]).generate_state(1)
+        return int(state[0])
+
     def __repr__(self) -> str:
         return (f"SyntheticEEGDataset(n_samples={len(self)}, atlas={self.atlas_name!r}, "
                 f"split={self.sources.split!r}, recipe={self.recipe!r}, n_chans={self.n_chans}, "
@@ -646,14 +686,15 @@ class SyntheticEEGDataset(_TorchDataset):
         need_noise = self.snr_db is not None
         keys, white = None, None
         if self.rng == "counter":
-            keys = _counter_keys(self.seed, src)
+            keys = _counter_keys(self._draw_seed(), src)
             u = _counter_uniforms(keys, s + 5)
         else:
             u = np.empty((n, s + 5))
             white = torch.empty((n, self.n_times, self.n_chans)) if need_noise else None
             gen = torch.Generator()
+            draw_seed = self._draw_seed()
             for b, i in enumerate(src):
-                gen.manual_seed(_sample_key(self.seed, i))
+                gen.manual_seed(_sample_key(draw_seed, i))
                 u[b] = torch.rand(s + 5, generator=gen, dtype=torch.float64).numpy()
                 if need_noise:
                     white[b] = torch.randn((self.n_times, self.n_chans), generator=gen)

@@ -11,6 +11,19 @@
 ``loss_curve.png``            training and validation loss per epoch
 ============================  ===================================================================
 
+Training recipes
+----------------
+``recipe='seed'`` is the research code's: Adam at a constant 5e-4, MSE averaged over every
+(time, region) element, no gradient clipping, the same samples every epoch. On sparse targets
+MSE is small for a prediction of zeros and its minimiser under uncertainty is a low-amplitude,
+smeared map (see ``bench/RECIPE.md``). ``recipe='lightbunny'`` (:data:`TRAIN_RECIPES`) uses
+the active/inactive-balanced, power-normalised squared error plus a cosine term
+(:mod:`lightbunny.losses`), Adam at 1e-3 with one epoch of linear warm-up then cosine decay to
+5 % of it (Loshchilov & Hutter 2017, "SGDR"; Goyal et al. 2017 for the warm-up), gradient-norm
+clipping at 1 (Pascanu et al. 2013, for the GRU), and new random draws of the training samples
+(spike clips, SNR, noise) every epoch where the dataset has ``set_epoch``. Every ingredient is
+also a keyword of :func:`train`, so a recipe can be changed one piece at a time.
+
 Datasets are duck-typed: ``len(dataset)`` items and ``dataset.get_batch(indices, device=None)
 -> (eeg, target)``, float32 tensors of shape ``(batch, n_times, n_chans)`` and ``(batch,
 n_times, n_sources)`` built directly on ``device``; an optional plain-dict
@@ -39,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from ._logging import logger
+from .losses import SAMPLE_LOSSES, cosine_loss
 from .utils import _json_default, atomic_path, check_option, versions, write_json
 
 CHECKPOINT_FORMAT = "lightbunny-checkpoint"
@@ -51,6 +65,19 @@ LOSS_CURVE = "loss_curve.png"
 
 #: element-wise losses, called as ``fn(pred, target, reduction='sum')``
 LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}
+#: every loss name :func:`train` accepts: element-wise (:data:`LOSSES`) or per-sample
+#: (:data:`lightbunny.losses.SAMPLE_LOSSES`, averaged over samples)
+ALL_LOSSES = (*LOSSES, *SAMPLE_LOSSES)
+LR_SCHEDULES = ("constant", "cosine")
+#: named training recipes: the default value of each option of :func:`train` left as None
+TRAIN_RECIPES = {
+    "seed": {"lr": 5e-4, "loss": "mse", "cosine_weight": 0.0, "warmup_epochs": 0.0,
+             "lr_schedule": "constant", "min_lr_ratio": 0.05, "grad_clip": 0.0,
+             "resample": False},
+    "lightbunny": {"lr": 1e-3, "loss": "balanced_mse", "cosine_weight": 1.0,
+                   "warmup_epochs": 1.0, "lr_schedule": "cosine", "min_lr_ratio": 0.05,
+                   "grad_clip": 1.0, "resample": True},
+}
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "bf16", "off")
 
@@ -58,6 +85,9 @@ _REQUIRED_KEYS = ("format", "format_version", "model_name", "model_config", "mod
                   "epoch", "meta")
 # run settings that must not change when a run is resumed, or the result would differ
 _RESUME_FIXED = ("seed", "batch_size", "loss", "n_train")
+# recipe settings checked on resume when the checkpoint records them (newer checkpoints)
+_RESUME_FIXED_IF_SAVED = ("cosine_weight", "resample", "lr_schedule", "warmup_epochs",
+                          "min_lr_ratio")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -181,16 +211,90 @@ def dataset_meta(dataset) -> dict:
     return meta
 
 
+def _check_loss(loss: str) -> None:
+    check_option("loss", loss, ALL_LOSSES)
+
+
+def _loss_parts(pred, target, loss: str, cosine_weight: float):
+    """Summed loss parts of a batch: ``(base_sum, base_count, cosine_sum, n_items)``.
+
+    The batch loss is ``base_sum / base_count + cosine_weight * cosine_sum / n_items``;
+    ``base_count`` counts elements for element-wise losses and samples for per-sample ones.
+    """
+    if loss in LOSSES:
+        base = LOSSES[loss](pred, target, reduction="sum")
+        count = target.numel()
+    else:
+        base = SAMPLE_LOSSES[loss](pred, target, reduction="sum")
+        count = target.shape[0]
+    cos = cosine_loss(pred, target, reduction="sum") if cosine_weight else None
+    return base, count, cos, target.shape[0]
+
+
+def _batch_loss(pred, target, loss: str, cosine_weight: float):
+    base, count, cos, n = _loss_parts(pred, target, loss, cosine_weight)
+    value = base / count
+    if cos is not None:
+        value = value + cosine_weight * cos / n
+    return value
+
+
+def lr_at(step: int, *, lr: float, n_steps: int, warmup_steps: int = 0,
+          schedule: str = "constant", min_lr_ratio: float = 0.05) -> float:
+    """Learning rate of optimiser step ``step`` (0-based) of ``n_steps``.
+
+    Linear warm-up from ``lr / warmup_steps`` to ``lr`` over the first ``warmup_steps`` steps,
+    then ``lr`` (``'constant'``) or a half cosine from ``lr`` down to ``min_lr_ratio * lr`` at
+    the last step (``'cosine'``).
+
+    Examples
+    --------
+    >>> [round(lr_at(s, lr=1.0, n_steps=10, warmup_steps=2, schedule="cosine",
+    ...              min_lr_ratio=0.0), 3) for s in (0, 1, 2, 9)]
+    [0.5, 1.0, 1.0, 0.0]
+    """
+    if warmup_steps and step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return lr
+    span = max(1, n_steps - warmup_steps - 1)
+    progress = min(1.0, max(0.0, (step - warmup_steps) / span))
+    return lr * (min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def resolve_recipe(recipe: str | None = None, **options) -> dict:
+    """Options of a named recipe (:data:`TRAIN_RECIPES`), with the non-None ``options`` on top.
+
+    ``recipe=None`` is ``'seed'`` (the behaviour of :func:`train` before recipes existed).
+
+    Examples
+    --------
+    >>> resolve_recipe("lightbunny", lr=3e-4)["lr"], resolve_recipe()["loss"]
+    (0.0003, 'mse')
+    """
+    name = "seed" if recipe is None else recipe
+    check_option("recipe", name, TRAIN_RECIPES)
+    unknown = set(options) - set(TRAIN_RECIPES[name])
+    if unknown:
+        raise ValueError(f"unknown recipe options {sorted(unknown)}; known: "
+                         f"{sorted(TRAIN_RECIPES[name])}.")
+    out = dict(TRAIN_RECIPES[name])
+    out.update({k: v for k, v in options.items() if v is not None})
+    return out
+
+
 # ------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str = "mse",
                   device: str | torch.device = "auto", amp: str | bool = "auto",
-                  progress: bool = False) -> dict:
+                  progress: bool = False, cosine_weight: float = 0.0) -> dict:
     """Loss of ``model`` on all of ``dataset``, averaged over elements, in fixed order.
 
     ``loss = sum_b sum_elements l(pred, target) / sum_b n_elements(b)``, accumulated in float64
     over batches taken in index order (``0 .. len(dataset) - 1``); a smaller last batch
-    therefore weighs by its size, unlike a mean of batch means.
+    therefore weighs by its size, unlike a mean of batch means. Per-sample losses
+    (:data:`lightbunny.losses.SAMPLE_LOSSES`) are averaged over samples the same way, and
+    ``cosine_weight`` adds that multiple of the mean per-sample cosine loss.
 
     Returns
     -------
@@ -198,15 +302,16 @@ def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str
         ``loss`` (the average), ``zero_loss`` (the same average for a prediction of zeros, a
         scale to judge ``loss`` by), ``n_elements`` and ``n_items``.
     """
-    check_option("loss", loss, LOSSES)
-    loss_fn = LOSSES[loss]
+    _check_loss(loss)
     device = resolve_device(device)
     use_amp = _resolve_amp(amp, device)
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
     total_zero = torch.zeros((), dtype=torch.float64, device=device)
-    n_elements = 0
+    total_cos = torch.zeros((), dtype=torch.float64, device=device)
+    total_cos_zero = torch.zeros((), dtype=torch.float64, device=device)
+    n_elements = n_counted = n_items = 0
     try:
         order = np.arange(len(dataset))
         n_batches = math.ceil(len(order) / batch_size)
@@ -216,24 +321,43 @@ def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str
             with _autocast(use_amp, device):
                 pred = model(eeg)
             target = target.float()
-            total += loss_fn(pred.float(), target, reduction="sum").double()
-            total_zero += loss_fn(torch.zeros_like(target), target, reduction="sum").double()
+            base, count, cos, n = _loss_parts(pred.float(), target, loss, cosine_weight)
+            zbase, _, zcos, _ = _loss_parts(torch.zeros_like(target), target, loss,
+                                            cosine_weight)
+            total += base.double()
+            total_zero += zbase.double()
+            if cos is not None:
+                total_cos += cos.double()
+                total_cos_zero += zcos.double()
             n_elements += target.numel()
+            n_counted += count
+            n_items += n
     finally:
         model.train(was_training)
     if n_elements == 0:
         raise ValueError("the validation dataset is empty.")
-    return {"loss": total.item() / n_elements, "zero_loss": total_zero.item() / n_elements,
-            "n_elements": n_elements, "n_items": len(dataset)}
+    value = total.item() / n_counted
+    zero = total_zero.item() / n_counted
+    if cosine_weight:
+        value += cosine_weight * total_cos.item() / n_items
+        zero += cosine_weight * total_cos_zero.item() / n_items
+    return {"loss": value, "zero_loss": zero, "n_elements": n_elements, "n_items": len(dataset)}
 
 
 # -------------------------------------------------------------------------------- training
 def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, batch_size: int,
-          lr: float = 5e-4, loss: str = "mse", patience: int | None = 10, seed: int = 0,
-          device: str | torch.device = "auto", resume: bool = False, amp: str | bool = "auto",
-          meta: dict | None = None, val_batch_size: int | None = None,
-          deterministic: bool = False, progress: bool = True) -> TrainResult:
+          lr: float | None = None, loss: str | None = None, patience: int | None = 10,
+          seed: int = 0, device: str | torch.device = "auto", resume: bool = False,
+          amp: str | bool = "auto", meta: dict | None = None, val_batch_size: int | None = None,
+          deterministic: bool = False, progress: bool = True, recipe: str | None = None,
+          cosine_weight: float | None = None, warmup_epochs: float | None = None,
+          lr_schedule: str | None = None, min_lr_ratio: float | None = None,
+          grad_clip: float | None = None, resample: bool | None = None) -> TrainResult:
     """Train ``model`` with Adam; checkpoint every epoch; stop early; resume exactly.
+
+    The optimisation options left as None take the values of ``recipe``
+    (:data:`TRAIN_RECIPES`); without a recipe they are the seed's (constant Adam 5e-4, MSE),
+    so older calls behave as before.
 
     Parameters
     ----------
@@ -250,10 +374,11 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
         Total number of epochs (a resumed run continues up to this number).
     batch_size : int
         Training batch size (the last batch of an epoch may be smaller).
-    lr : float
-        Adam learning rate (5e-4 in the research code).
-    loss : {'mse', 'l1', 'smooth_l1'}
-        Element-wise loss, averaged over all elements of a batch (MSE by default).
+    lr : float, optional
+        Peak Adam learning rate (seed 5e-4, lightbunny 1e-3).
+    loss : {'mse', 'l1', 'smooth_l1', 'balanced_mse', 'cosine'}, optional
+        Element-wise losses are averaged over all elements of a batch (seed: MSE); per-sample
+        losses (:mod:`lightbunny.losses`) over its samples (lightbunny: ``'balanced_mse'``).
     patience : int or None
         Stop after this many epochs without a lower validation loss; None never stops early.
     seed : int
@@ -279,6 +404,22 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
         Call ``torch.use_deterministic_algorithms(True)`` during training (restored after).
     progress : bool
         Show tqdm progress bars with the live training loss.
+    recipe : {'seed', 'lightbunny'} or None
+        Named defaults of the options below (and of ``lr``, ``loss``); None is ``'seed'``.
+    cosine_weight : float, optional
+        Weight of the per-sample cosine loss added to ``loss`` (seed 0, lightbunny 1).
+    warmup_epochs : float, optional
+        Linear learning-rate warm-up over this many epochs of steps (seed 0, lightbunny 1).
+    lr_schedule : {'constant', 'cosine'}, optional
+        After the warm-up (seed constant, lightbunny cosine decay over the remaining steps).
+    min_lr_ratio : float, optional
+        Final learning rate of the cosine schedule as a share of ``lr`` (lightbunny 0.05).
+    grad_clip : float, optional
+        Clip the global gradient norm to this value; 0 for no clipping (seed 0, lightbunny 1).
+    resample : bool, optional
+        Call ``train_set.set_epoch(epoch)`` before every epoch, so a dataset that supports it
+        (:meth:`lightbunny.dataset.SyntheticEEGDataset.set_epoch`) draws new clips, SNRs and
+        noise every epoch (seed False, lightbunny True).
 
     Returns
     -------
@@ -292,7 +433,21 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
     from .models import model_name
 
     name = model_name(model)
-    check_option("loss", loss, LOSSES)
+    opts = resolve_recipe(recipe, lr=lr, loss=loss, cosine_weight=cosine_weight,
+                          warmup_epochs=warmup_epochs, lr_schedule=lr_schedule,
+                          min_lr_ratio=min_lr_ratio, grad_clip=grad_clip, resample=resample)
+    lr, loss = opts["lr"], opts["loss"]
+    _check_loss(loss)
+    check_option("lr_schedule", opts["lr_schedule"], LR_SCHEDULES)
+    if opts["warmup_epochs"] < 0 or opts["grad_clip"] < 0 or opts["cosine_weight"] < 0:
+        raise ValueError("warmup_epochs, grad_clip and cosine_weight must be >= 0, got "
+                         f"{opts['warmup_epochs']!r}, {opts['grad_clip']!r}, "
+                         f"{opts['cosine_weight']!r}.")
+    if not 0 <= opts["min_lr_ratio"] <= 1:
+        raise ValueError(f"min_lr_ratio must lie in [0, 1], got {opts['min_lr_ratio']!r}.")
+    if opts["resample"] and not hasattr(train_set, "set_epoch"):
+        logger.warning("resample=True, but %s has no set_epoch(); the same samples are used "
+                       "every epoch.", type(train_set).__name__)
     for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}.")
@@ -317,7 +472,11 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
     run_args = {"seed": int(seed), "batch_size": int(batch_size), "loss": loss, "lr": float(lr),
                 "epochs": int(epochs), "patience": patience, "amp": use_amp,
                 "val_batch_size": int(val_batch_size), "n_train": n_train, "n_val": len(val_set),
-                "device": device.type}
+                "device": device.type, "recipe": recipe,
+                "cosine_weight": float(opts["cosine_weight"]),
+                "warmup_epochs": float(opts["warmup_epochs"]),
+                "lr_schedule": opts["lr_schedule"], "min_lr_ratio": float(opts["min_lr_ratio"]),
+                "grad_clip": float(opts["grad_clip"]), "resample": bool(opts["resample"])}
 
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -350,6 +509,8 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
         finally:
             if deterministic:
                 torch.use_deterministic_algorithms(previous_determinism)
+            if opts["resample"] and hasattr(train_set, "set_epoch"):
+                train_set.set_epoch(0)  # hand the dataset back with its own samples
     return result
 
 
@@ -362,10 +523,17 @@ def _restore(path, model, optimizer, result, state, name, run_args, meta, device
             f"{model.get_config()}. Use another out_dir or build the same model.")
     saved = ckpt.get("run_args", {})
     changed = {k: (saved.get(k), run_args[k]) for k in _RESUME_FIXED if saved.get(k) != run_args[k]}
+    changed.update({k: (saved[k], run_args[k]) for k in _RESUME_FIXED_IF_SAVED
+                    if k in saved and saved[k] != run_args[k]})
     if changed:
         detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
         raise ValueError(f"cannot resume from {path} with different settings ({detail}); "
                          "resume with the original settings or use another out_dir.")
+    if (saved.get("lr_schedule", "constant") != "constant"
+            and saved.get("epochs") not in (None, run_args["epochs"])):
+        logger.warning("resume: epochs changed from %s to %s; the learning-rate schedule is "
+                       "stretched to the new length from here on.", saved.get("epochs"),
+                       run_args["epochs"])
     model.load_state_dict(ckpt["model_state"])
     optimizer.load_state_dict(ckpt["optimizer_state"])
     if saved.get("lr") != run_args["lr"]:
@@ -385,12 +553,21 @@ def _restore(path, model, optimizer, result, state, name, run_args, meta, device
 
 def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, batch_size,
          val_batch_size, loss, patience, seed, device, use_amp, meta, run_args, progress):
-    loss_fn = LOSSES[loss]
+    cosine_weight = run_args["cosine_weight"]
+    grad_clip = run_args["grad_clip"]
     n_train = len(train_set)
     n_batches = math.ceil(n_train / batch_size)
+    # the learning rate is a function of the global step only, so a resumed run replays it
+    scheduled = run_args["lr_schedule"] != "constant" or run_args["warmup_epochs"] > 0
+    schedule = dict(lr=run_args["lr"], n_steps=epochs * n_batches,
+                    warmup_steps=int(round(run_args["warmup_epochs"] * n_batches)),
+                    schedule=run_args["lr_schedule"], min_lr_ratio=run_args["min_lr_ratio"])
+    resample = run_args["resample"] and hasattr(train_set, "set_epoch")
     last_path, best_path = result.last_checkpoint, result.best_checkpoint
     for epoch in range(state["start_epoch"], epochs):
         model.train()
+        if resample:
+            train_set.set_epoch(epoch)
         t0 = time.perf_counter()
         total = torch.zeros((), dtype=torch.float64, device=device)
         n_elements = 0
@@ -398,25 +575,31 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
                         total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
         for step, indices in enumerate(bar):
             eeg, target = train_set.get_batch(indices, device=device)
+            if scheduled:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(epoch * n_batches + step, **schedule)
             optimizer.zero_grad(set_to_none=True)
             with _autocast(use_amp, device):
                 pred = model(eeg)
-            batch_loss = loss_fn(pred.float(), target.float(), reduction="mean")
+            batch_loss = _batch_loss(pred.float(), target.float(), loss, cosine_weight)
             value = batch_loss.item()
             if not math.isfinite(value):
                 bar.close()
                 _raise_non_finite("training", value, epoch, step, eeg, target, optimizer, last_path)
             batch_loss.backward()
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-            total += batch_loss.detach().double() * target.numel()
-            n_elements += target.numel()
+            weight = target.numel() if loss in LOSSES else target.shape[0]
+            total += batch_loss.detach().double() * weight
+            n_elements += weight
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
         bar.close()
         train_time = time.perf_counter() - t0
         train_loss = total.item() / n_elements
 
         val = evaluate_loss(model, val_set, batch_size=val_batch_size, loss=loss, device=device,
-                            amp=use_amp, progress=progress)
+                            amp=use_amp, progress=progress, cosine_weight=cosine_weight)
         if not math.isfinite(val["loss"]):
             _raise_non_finite("validation", val["loss"], epoch, None, None, None, optimizer,
                               last_path)
@@ -684,4 +867,5 @@ def _first_line(err: BaseException) -> str:
 
 
 __all__ = ["train", "evaluate_loss", "dataset_meta", "load_checkpoint", "load_model", "check_meta",
-           "plot_history", "resolve_device", "TrainResult", "NonFiniteLossError", "LOSSES"]
+           "plot_history", "resolve_device", "TrainResult", "NonFiniteLossError", "LOSSES",
+           "ALL_LOSSES", "TRAIN_RECIPES", "LR_SCHEDULES", "lr_at", "resolve_recipe"]
