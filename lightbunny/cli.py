@@ -112,6 +112,351 @@ def _fetch(args):
     print(f"fsaverage994 files ready in {root}")
 
 
+# ------------------------------------------------------------------------------ sources
+def _sources_args(p):
+    p.add_argument("--atlas", default="tvb76", help="atlas name (default tvb76)")
+    _add_data_dir(p)
+    p.add_argument("--split", default="train", choices=("train", "val", "test"),
+                   help="which split (test and val draw spike clips disjoint from train's)")
+    p.add_argument("--n-iter", type=int, default=None,
+                   help="variations per centre region (default: 48 for train, 3 otherwise)")
+    p.add_argument("--n-sources", type=int, default=2, help="sources per sample (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--half-distance", type=float, nargs="+", default=[40.0, 60.0],
+                   metavar="MM", help="half-magnitude distance h in mm: a value or a LOW HIGH "
+                                      "range drawn per sample (default 40 60)")
+    p.add_argument("--half-distance-per", default="sample", choices=("sample", "dataset"),
+                   help="draw h per sample (default) or once per dataset (the seed)")
+    p.add_argument("--n-variants", type=int, default=5,
+                   help="variants per growth direction (default 5)")
+    p.add_argument("--out", required=True, help="sources file to write (.h5)")
+
+
+@command("sources", "grow synthetic source patches for one split and write the sources file")(
+    _sources_args)
+def _sources(args):
+    from .atlas import load_atlas
+    from .sources import make_sources
+
+    atlas = load_atlas(args.atlas, data_dir=args.data_dir)
+    sources = make_sources(atlas, split=args.split, n_iter=args.n_iter, n_sources=args.n_sources,
+                           seed=args.seed, half_distance=args.half_distance,
+                           half_distance_per=args.half_distance_per, n_variants=args.n_variants)
+    sources.save(args.out)
+    s = sources.summary()
+    print(f"wrote {args.out}: {s['n_samples']} samples x {s['n_sources']} sources, atlas "
+          f"{s['atlas_name']}, split {s['split']}, patch size {s['patch_size']}")
+
+
+# ------------------------------------------------------------------------------ simulate
+def _simulate_args(p):
+    p.add_argument("--atlas", default="tvb76", help="atlas name (default tvb76)")
+    _add_data_dir(p)
+    p.add_argument("--regions", default=None,
+                   help="source regions START:END (END excluded) or a comma list (default all)")
+    p.add_argument("--duration", type=float, default=20.0,
+                   help="seconds simulated per region after the 0.5 s transient (default 20)")
+    p.add_argument("--backend", default="torch", choices=("torch", "tvb"))
+    p.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="regions simulated together (default 32; on a GPU try 256 or more)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--montage", default="standard_1020_64",
+                   help="montage of the leadfield used for the 15 dB SNR scaling")
+    p.add_argument("--no-scaling", action="store_true", help="keep the spikes unscaled")
+    p.add_argument("--no-coupling-fix", action="store_true",
+                   help="do not normalise the coupling to connectivity_998's row sums (the seed)")
+    p.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address (tcp://host:8786) or 'local' to distribute chunks")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--consolidate", action="store_true",
+                   help="at the end, merge the per-region files of OUT.d/ into OUT (one file)")
+    p.add_argument("--out", required=True, help="spike bank file (.h5); re-run to resume")
+
+
+@command("simulate", "simulate Jansen-Rit source regions and write the spike bank")(_simulate_args)
+def _simulate(args):
+    from .atlas import load_atlas
+    from .simulate import JansenRitConfig, simulate_bank
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    atlas = load_atlas(args.atlas, data_dir=args.data_dir)
+    gain = None
+    if not args.no_scaling:
+        from .leadfield import make_leadfield
+
+        gain = make_leadfield(atlas, args.montage).gain
+    config = JansenRitConfig(reference_row_sum=None) if args.no_coupling_fix else JansenRitConfig()
+    bank = simulate_bank(atlas, args.out, regions=args.regions, duration=args.duration,
+                         backend=args.backend, device=args.device, dtype=args.dtype,
+                         batch_size=args.batch_size, seed=args.seed, gain=gain, config=config,
+                         scheduler=args.scheduler)
+    if args.consolidate:
+        from .spikes import SpikeBank, consolidate_bank
+
+        bank.close()
+        bank = SpikeBank.open(consolidate_bank(args.out))
+    s = bank.summary()
+    print(f"wrote {args.out}: {s['n_clips_total']} clips from {s['n_regions_simulated']} regions "
+          f"({bank.atlas_name}, {bank.sfreq:g} Hz, {bank.n_times} samples per clip)")
+    counts = list(s["clips_per_region"].values())
+    if counts:
+        print(f"  clips per region: min {min(counts)}, median {sorted(counts)[len(counts) // 2]}, "
+              f"max {max(counts)}")
+    none = s["regions_without_clips"]
+    print(f"  regions without clips ({len(none)}): {', '.join(map(str, none)) or 'none'}")
+
+
+# ------------------------------------------------------------------------------ train
+def _train_args(p):
+    # no import of .models here: building the parser must not import torch
+    p.add_argument("--model", default="lightbunny",
+                   help="network: lightbunny (default), deepsif or bunny")
+    p.add_argument("--model-config", default=None, metavar="JSON",
+                   help='hyperparameters as JSON, e.g. \'{"d_model": 128}\' (sizes come from the data)')
+    p.add_argument("--train-sources", required=True, help="sources file of the training split (.h5)")
+    p.add_argument("--val-sources", required=True, help="sources file of the validation split (.h5)")
+    p.add_argument("--bank", required=True, help="spike bank file (.h5)")
+    p.add_argument("--leadfield", default=None,
+                   help="leadfield file (.h5) from `lightbunny leadfield --out`; default: computed "
+                        "(or read from cache) for the sources' atlas and --montage")
+    p.add_argument("--montage", default="standard_1020_64",
+                   help="montage when --leadfield is not given (default standard_1020_64)")
+    _add_data_dir(p)
+    p.add_argument("--out", required=True, help="run folder: checkpoints, history, loss curve")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--recipe", default="lightbunny", choices=("lightbunny", "seed"),
+                   help="training recipe: defaults of the options below (lightbunny: balanced "
+                        "MSE + cosine loss, Adam 1e-3 with warm-up and cosine decay, gradient "
+                        "clipping, new samples every epoch; seed: the research code's constant "
+                        "Adam 5e-4 and MSE). Default lightbunny")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak Adam learning rate (default: the recipe's, 1e-3 or seed 5e-4)")
+    p.add_argument("--loss", default=None,
+                   choices=("mse", "l1", "smooth_l1", "balanced_mse", "cosine"),
+                   help="loss (default: the recipe's, balanced_mse or seed mse)")
+    p.add_argument("--cosine-weight", type=float, default=None,
+                   help="weight of the cosine loss term (lightbunny 1, seed 0)")
+    p.add_argument("--warmup-epochs", type=float, default=None,
+                   help="linear learning-rate warm-up, in epochs (lightbunny 1, seed 0)")
+    p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
+                   help="after the warm-up (lightbunny cosine, seed constant)")
+    p.add_argument("--min-lr-ratio", type=float, default=None,
+                   help="final learning rate of the cosine schedule / --lr (lightbunny 0.05)")
+    p.add_argument("--grad-clip", type=float, default=None,
+                   help="clip the gradient norm to this value, 0 for none (lightbunny 1, seed 0)")
+    p.add_argument("--resample", default=None, action=argparse.BooleanOptionalAction,
+                   help="new random clips, SNRs and noise for the training samples every epoch "
+                        "(lightbunny yes, seed no)")
+    p.add_argument("--patience", type=int, default=10,
+                   help="epochs without a lower validation loss before stopping (0: never stop)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model, shuffling and data")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"),
+                   help="bf16 autocast (auto: on CUDA only)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch deterministic algorithms (exact resume on GPU; slower)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+@command("train", "train a network on synthetic (EEG, source) pairs; checkpoints each epoch")(
+    _train_args)
+def _train(args):
+    from .dataset import make_dataset
+    from .leadfield import Leadfield, make_leadfield
+    from .models import build_model
+    from .sources import Sources
+    from .train import NonFiniteLossError, train
+
+    train_sources, val_sources = Sources.load(args.train_sources), Sources.load(args.val_sources)
+    if args.leadfield:
+        leadfield = Leadfield.load(args.leadfield)
+    else:
+        from .atlas import load_atlas
+
+        leadfield = make_leadfield(load_atlas(train_sources.atlas_name, data_dir=args.data_dir),
+                                   args.montage)
+    train_set = make_dataset(train_sources, args.bank, leadfield, seed=args.seed)
+    val_set = make_dataset(val_sources, args.bank, leadfield, seed=args.seed)
+    config = json.loads(args.model_config) if args.model_config else {}
+    model = build_model(args.model, random_state=args.seed, n_chans=train_set.n_chans,
+                        n_times=train_set.n_times, n_sources=train_set.n_regions, **config)
+    print(f"{args.model}: {model.n_parameters():,} parameters; {len(train_set)} training and "
+          f"{len(val_set)} validation samples ({train_set.atlas_name}, {train_set.n_chans} channels)")
+    try:
+        result = train(model, train_set, val_set, out_dir=args.out, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, loss=args.loss,
+                       patience=args.patience or None, seed=args.seed, device=args.device,
+                       resume=args.resume, amp=args.amp, deterministic=args.deterministic,
+                       progress=not args.no_progress, recipe=args.recipe,
+                       cosine_weight=args.cosine_weight, warmup_epochs=args.warmup_epochs,
+                       lr_schedule=args.lr_schedule, min_lr_ratio=args.min_lr_ratio,
+                       grad_clip=args.grad_clip, resample=args.resample)
+    except NonFiniteLossError as err:
+        raise SystemExit(f"lightbunny train: error: {err}") from None
+    last = result.history[-1] if result.history else {}
+    print(f"done: {len(result.history)} epochs, best validation loss {result.best_val_loss:.4g} at "
+          f"epoch {result.best_epoch} ({last.get('val_loss_zero', float('nan')):.4g} for a zero "
+          f"prediction){'; stopped early' if result.stopped_early else ''}")
+    print(f"best model: {result.best_checkpoint}; history and loss curve in {args.out}")
+
+# ------------------------------------------------------------------------------ apply
+def _apply_args(p):
+    p.add_argument("recording", help="EEG file (.edf, .bdf, .set, .vhdr, .fif)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", default=None, help="trained network (best.pt / last.pt)")
+    which.add_argument("--method", default=None,
+                       help="classical inverse instead: MNE, dSPM, sLORETA, eLORETA or LCMV")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--atlas", default=None,
+                   help="atlas (with --method; default tvb76; with --checkpoint it must match)")
+    _add_data_dir(p)
+    p.add_argument("--montage", default=None,
+                   help="with --method: leadfield montage (name or comma-separated channels; "
+                        "default standard_1020_64)")
+    p.add_argument("--leadfield", default=None, help="with --method: leadfield file (.h5)")
+    p.add_argument("--snr", type=float, default=3.0, help="classical regularisation SNR (default 3)")
+    p.add_argument("--tmin", type=float, default=None, help="start of the range, s")
+    p.add_argument("--tmax", type=float, default=None, help="end of the range, s")
+    p.add_argument("--events", default=None,
+                   help="average epochs around events: comma-separated onsets (s) or annotation "
+                        "names")
+    p.add_argument("--epoch-tmin", type=float, default=-0.5, help="epoch start around events, s")
+    p.add_argument("--epoch-tmax", type=float, default=0.5, help="epoch end (excluded), s")
+    p.add_argument("--l-freq", type=float, default=None, help="high-pass edge, Hz (default none)")
+    p.add_argument("--h-freq", type=float, default=None, help="low-pass edge, Hz (default none)")
+    p.add_argument("--missing", default="interpolate", choices=("interpolate", "zero"),
+                   help="fill model channels absent from the file by spherical splines "
+                        "(default) or zeros (the seed)")
+    p.add_argument("--min-matched", type=float, default=0.25,
+                   help="fewest model channels the file must supply: a fraction (<= 1) or a "
+                        "count (default 0.25)")
+    p.add_argument("--units", default="auto", choices=("auto", "V"),
+                   help="auto: detect uV/mV stored as V by amplitude (default); V: trust the file")
+    p.add_argument("--overlap", type=float, default=0.5,
+                   help="window overlap of a network, fraction (default 0.5)")
+    p.add_argument("--short", default="pad", choices=("pad", "error"),
+                   help="a recording shorter than the network's window: zero-pad or refuse")
+    p.add_argument("--device", default="cpu", help="torch device of a network (default cpu)")
+    p.add_argument("--no-figures", action="store_true", help="do not draw the PNG figures")
+
+
+@command("apply", "image a real EEG recording with a trained network or a classical method")(
+    _apply_args)
+def _apply(args):
+    from .apply import run_apply
+
+    montage = args.montage.split(",") if args.montage and "," in args.montage else args.montage
+    min_matched = int(args.min_matched) if args.min_matched > 1 else args.min_matched
+    result = run_apply(args.recording, args.out, checkpoint=args.checkpoint, method=args.method,
+                       atlas=args.atlas, montage=montage, leadfield=args.leadfield, snr=args.snr,
+                       overlap=args.overlap, short=args.short, device=args.device,
+                       data_dir=args.data_dir, figures=not args.no_figures, tmin=args.tmin,
+                       tmax=args.tmax, events=args.events, epoch_tmin=args.epoch_tmin,
+                       epoch_tmax=args.epoch_tmax, l_freq=args.l_freq, h_freq=args.h_freq,
+                       missing=args.missing, min_matched=min_matched, units=args.units)
+    p = result.prepared
+    print(f"{result.model.get('name')} on {p.source}: {result.source.shape[0]} samples at "
+          f"{p.sfreq:g} Hz x {result.source.shape[1]} regions ({p.kind}"
+          f"{f', {p.n_averaged} epochs averaged' if p.n_averaged > 1 else ''})")
+    for line in p.report.summary().splitlines():
+        print(f"  {line}")
+    report = json.loads(result.paths["report"].read_text())
+    top = ", ".join(f"{r['name']} ({r['index']})" for r in report["top_regions"])
+    print(f"  most active regions: {top}")
+    print(f"wrote {len(result.paths)} files to {args.out}")
+
+
+# ------------------------------------------------------------------------------ evaluate
+def _evaluate_args(p):
+    p.add_argument("--sources", required=True, help="test sources file (lightbunny sources)")
+    p.add_argument("--bank", required=True, help="spike bank file (lightbunny simulate)")
+    p.add_argument("--leadfield", default=None, help="leadfield file (.h5); default: computed")
+    _add_data_dir(p)
+    p.add_argument("--montage", default="standard_1020_64",
+                   help="montage of a computed leadfield (name or comma-separated channels)")
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help="trained checkpoint to evaluate (repeat for several)")
+    p.add_argument("--methods", default="sloreta,eloreta,mne,dspm",
+                   help="classical methods, comma-separated (sloreta, eloreta, mne, dspm, lcmv; "
+                        "'none' for checkpoints only)")
+    p.add_argument("--snr", default="5,10,15,20", help="sensor SNRs in dB, comma-separated")
+    p.add_argument("--n-samples", type=int, default=None, help="evaluate the first N samples")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed (same samples per method)")
+    p.add_argument("--recipe", default="lightbunny", choices=("lightbunny", "seed"),
+                   help="how samples are mixed (see lightbunny.dataset)")
+    p.add_argument("--device", default="cpu", help="torch device of the checkpoints")
+    p.add_argument("--out", required=True, help="output folder for the report")
+
+
+@command("evaluate", "compare trained networks and classical inverses on the same test samples")(
+    _evaluate_args)
+def _evaluate(args):
+    from .atlas import load_atlas
+    from .evaluate import evaluate
+    from .leadfield import Leadfield, make_leadfield
+    from .sources import load_sources
+
+    sources = load_sources(args.sources)
+    atlas = load_atlas(sources.atlas_name, data_dir=args.data_dir)
+    if args.leadfield:
+        leadfield = Leadfield.load(args.leadfield)
+    else:
+        montage = args.montage.split(",") if "," in args.montage else args.montage
+        leadfield = make_leadfield(atlas, montage)
+    methods = [] if args.methods.strip().lower() == "none" else args.methods.split(",")
+    res = evaluate(sources, args.bank, leadfield, atlas, out_dir=args.out, methods=methods,
+                   checkpoints=args.checkpoint, snrs=[float(x) for x in args.snr.split(",")],
+                   n_samples=args.n_samples, seed=args.seed, device=args.device,
+                   dataset_kwargs={"recipe": args.recipe})
+    print(res["summary_md"].read_text())
+    print(f"report: {res['report']}")
+
+
+# ------------------------------------------------------------------------------ run / quickstart
+def _run_args(p):
+    p.add_argument("config", help="TOML file of parameters, or a shipped one: quickstart, "
+                                   "seed994, deepsif75")
+    p.add_argument("--out", default=None, help="output folder (overrides [pipeline] out)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+@command("run", "run the whole pipeline from one configuration file, skipping finished stages")(
+    _run_args)
+def _run(args):
+    from .pipeline import run_pipeline
+
+    res = run_pipeline(args.config, out=args.out, progress=not args.no_progress)
+    _print_run(res)
+
+
+def _print_run(res):
+    from .pipeline import _headline
+
+    print(_headline(res["summary"]))
+    print(f"total {res['timings']['total']:.0f} s; report: {res['report']}")
+
+
+def _quickstart_args(p):
+    p.add_argument("--out", default="source/quickstart", help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+@command("quickstart", "the whole pipeline in minutes on the embedded default atlas (tvb76)")(
+    _quickstart_args)
+def _quickstart(args):
+    from .pipeline import run_pipeline
+
+    res = run_pipeline("quickstart", out=args.out, progress=not args.no_progress)
+    _print_run(res)
+
+
 # ------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__

@@ -1,0 +1,58 @@
+"""The whole pipeline on a tiny configuration: every stage runs, a re-run skips them all."""
+
+import json
+
+import pytest
+
+from lightbunny.pipeline import CONFIGS, load_config, run_pipeline
+
+TINY = {
+    "pipeline": {"seed": 0, "device": "cpu"},
+    "simulate": {"duration": 6.0, "batch_size": 38},
+    "sources": {"n_iter_train": 1, "n_iter_val": 1, "n_iter_test": 1},
+    "train": {"model_config": {"d_model": 32}, "epochs": 1, "batch_size": 16},
+    "evaluate": {"methods": ["sloreta"], "snrs": [10], "n_samples": 6},
+}
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_runs_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTBUNNY_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    res = run_pipeline(TINY, out=out, progress=False)
+    for key in ("leadfield", "bank", "checkpoint", "report"):
+        assert res[key].exists(), key
+    assert (out / "evaluation" / "report.html").is_file()
+    methods = {r["method"] for r in res["summary"]}
+    assert "sloreta" in methods and any(m.startswith("lightbunny:") for m in methods)
+    # the real-EEG path found sLORETA's most active region at (or next to) the true one
+    applied = json.loads((out / "apply" / "apply.json").read_text())
+    assert applied["sloreta"]["hit"]
+    html = res["report"].read_text()
+    assert "localisation_error" in html and "data:image/png;base64" in html
+    # a second run reuses every finished stage
+    stamp = {p: p.stat().st_mtime_ns for p in (out / "train" / "best.pt",
+                                               out / "evaluation" / "summary.csv",
+                                               out / "sources_train.h5", out / "apply" / "recording.edf")}
+    again = run_pipeline(TINY, out=out, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
+    assert again["timings"]["train"] < res["timings"]["train"]
+
+
+def test_shipped_configs_load():
+    for name in CONFIGS:
+        cfg = load_config(name)
+        assert cfg["pipeline"]["atlas"] in ("tvb76", "fsaverage994")
+
+
+def test_unknown_options_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown option 'epoch' in \[train\]"):
+        load_config({"train": {"epoch": 3}})
+    with pytest.raises(ValueError, match=r"Unknown configuration section \[trian\]"):
+        load_config({"trian": {}})
+    bad = tmp_path / "x.toml"
+    bad.write_text("[pipeline\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_config(bad)
+    with pytest.raises(FileNotFoundError, match="shipped ones"):
+        load_config(tmp_path / "missing.toml")
