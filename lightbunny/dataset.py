@@ -565,6 +565,12 @@ class SyntheticEEGDataset(_TorchDataset):
     def __len__(self) -> int:
         return len(self._samples)
 
+    @property
+    def sample_indices(self) -> np.ndarray:
+        """Index in the sources file of each dataset item (items whose centre region has no
+        clip are left out with ``missing_clips='skip'``), shape (len(self),), read-only."""
+        return self._samples
+
     def set_epoch(self, epoch: int) -> "SyntheticEEGDataset":
         """Draw new samples for training epoch ``epoch`` (0-based), from the same patches.
 

@@ -133,24 +133,27 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
     snrs = [float(s) for s in snrs]
     expected = {"atlas": atlas.name, "ch_names": list(leadfield.ch_names)}
     learned = [_learned(p, expected, device) for p in checkpoints]
-    n_total = len(sources) if n_samples is None else min(int(n_samples), len(sources))
+    datasets = {snr: SyntheticEEGDataset(sources, bank, leadfield, seed=seed, snr_db=[snr],
+                                         **(dataset_kwargs or {})) for snr in snrs}
+    n_items = len(datasets[snrs[0]])  # items left after samples without clips are skipped
+    n_total = n_items if n_samples is None else min(int(n_samples), n_items)
     if n_total < 1:
-        raise ValueError("The sources file has no samples to evaluate.")
+        raise ValueError("The sources file has no samples to evaluate (none has a spike clip "
+                         "in the bank's clip set for this split).")
     indices = np.arange(n_total)
     rows, examples = [], {}
     fig_snr = snrs[len(snrs) // 2]
     fig_idx = set(indices[:n_figure_samples].tolist())
     bar = tqdm(total=n_total * len(snrs), desc="evaluate", unit="sample", disable=not progress)
     for snr in snrs:
-        ds = SyntheticEEGDataset(sources, bank, leadfield, seed=seed, snr_db=[snr],
-                                 **(dataset_kwargs or {}))
+        ds = datasets[snr]
         runners = [_classical(m, leadfield, snr) for m in methods] + learned
         for start in range(0, n_total, batch_size):
             idx = indices[start:start + batch_size]
             eeg, target = ds.get_batch(idx)
             eeg, target = eeg.cpu().numpy(), target.cpu().numpy()
             preds = {r.name: r.apply_batch(eeg) for r in runners}
-            for k, i in enumerate(idx):
+            for k, i in enumerate(ds.sample_indices[idx]):
                 patches = [regions for regions, _ in sources.patches(int(i))]
                 centres = sources.centres[int(i)]
                 for r in runners:
@@ -158,7 +161,7 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
                                        atlas.distances)
                     rows.append({"method": r.name, "kind": r.kind, "snr_db": snr,
                                  "sample": int(i), **m})
-                if snr == fig_snr and int(i) in fig_idx:
+                if snr == fig_snr and int(idx[k]) in fig_idx:
                     examples[int(i)] = {"truth": target[k], "centres": centres.tolist(),
                                         **{r.name: preds[r.name][k] for r in runners}}
             bar.update(len(idx))

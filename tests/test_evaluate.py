@@ -75,3 +75,18 @@ def test_bad_inputs(setup, tmp_path):
 
     with pytest.raises(ValueError, match="does not match"):
         evaluate(test, bank, lf, load_atlas("tvb76"), out_dir=tmp_path, progress=False)
+
+
+def test_samples_without_clips_are_skipped_not_misindexed(setup, tmp_path):
+    atlas, bank, test, lf = setup
+    clips = {r: bank.clips(r) for r in range(1, atlas.n_regions)}  # region 0 has no clip
+    partial = SpikeBank.from_arrays(clips, atlas_name="synthetic")
+    res = evaluate(test, partial, lf, atlas, out_dir=tmp_path, methods=["sloreta"], snrs=[40],
+                   progress=False, n_figure_samples=1,
+                   dataset_kwargs={"background": "none", "clip_fractions": (0.0, 0.0, 1.0),
+                                   "missing_clips": "skip"})
+    rows = list(csv.DictReader(open(res["per_sample"])))
+    # samples 0 in every 8 have their source at region 0: left out, the others scored by their
+    # own index in the sources file
+    assert sorted(int(r["sample"]) for r in rows) == [1, 2, 3, 4, 5, 6, 7]
+    assert all(float(r["peak_error"]) == 0.0 for r in rows)
