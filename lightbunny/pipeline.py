@@ -94,9 +94,7 @@ def load_config(config) -> dict:
 
 
 def _stage(name: str, n: int, total: int = 7):
-    msg = f"[{n}/{total}] {name}"
-    logger.info(msg)
-    print(msg, flush=True)
+    logger.info("[%d/%d] %s", n, total, name)
 
 
 def run_pipeline(config, *, out=None, progress: bool = True) -> dict:
@@ -224,8 +222,8 @@ def _train_stage(cfg, bank, leadfield, sources: dict, run: Path, progress: bool)
     model = build_model(tr["model"], random_state=seed, n_chans=train_set.n_chans,
                         n_times=train_set.n_times, n_sources=train_set.n_regions,
                         **tr["model_config"])
-    print(f"  {tr['model']}: {model.n_parameters():,} parameters, {len(train_set)} training / "
-          f"{len(val_set)} validation samples", flush=True)
+    logger.info("%s: %s parameters, %d training / %d validation samples", tr["model"],
+                f"{model.n_parameters():,}", len(train_set), len(val_set))
     result = train(model, train_set, val_set, out_dir=run, epochs=int(tr["epochs"]),
                    batch_size=int(tr["batch_size"]), seed=seed,
                    device=cfg["pipeline"]["device"], resume=(run / "last.pt").is_file(),
@@ -313,8 +311,8 @@ def _apply_stage(cfg, atlas, leadfield, checkpoint, out: Path) -> dict:
         results[label] = {"dir": out / label, "top_regions": top,
                           "top_names": [atlas.region_names[r] for r in top],
                           "hit": bool(top[0] == region or atlas.adjacency[region, top[0]])}
-        print(f"  {label}: most active {atlas.region_names[top[0]]} (true "
-              f"{atlas.region_names[region]})", flush=True)
+        logger.info("%s: most active region %s (true %s)", label, atlas.region_names[top[0]],
+                    atlas.region_names[region])
     write_json(out / "apply.json", results)
     return results
 
