@@ -274,6 +274,9 @@ def _train(args):
     from .sources import Sources
     from .train import NonFiniteLossError, train
 
+    from .train import init_distributed_from_env
+
+    init_distributed_from_env()  # under torchrun: join the process group (DDP training)
     train_sources, val_sources = Sources.load(args.train_sources), Sources.load(args.val_sources)
     if args.leadfield:
         leadfield = Leadfield.load(args.leadfield)

@@ -283,6 +283,34 @@ def resolve_recipe(recipe: str | None = None, **options) -> dict:
     return out
 
 
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed process group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed_from_env() -> tuple[int, int]:
+    """Join the process group described by torchrun's environment (``WORLD_SIZE`` > 1).
+
+    Uses NCCL when CUDA is available, gloo otherwise; on CUDA each process takes the GPU
+    ``LOCAL_RANK``. Returns (rank, world size); (0, 1) outside torchrun.
+    """
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return _distributed()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    return _distributed()
+
+
 # ------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str = "mse",
@@ -420,6 +448,14 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
         Call ``train_set.set_epoch(epoch)`` before every epoch, so a dataset that supports it
         (:meth:`lightbunny.dataset.SyntheticEEGDataset.set_epoch`) draws new clips, SNRs and
         noise every epoch (seed False, lightbunny True).
+
+    Distributed training: inside an initialised ``torch.distributed`` process group (e.g.
+    ``torchrun --nproc_per_node N -m lightbunny.cli train ...``, see
+    :func:`init_distributed_from_env`), the model is wrapped in DistributedDataParallel and
+    every global batch of ``batch_size`` samples is split between the ranks (rank ``r`` takes
+    items ``r, r + N, ...`` of it), so each rank builds its own shard of the on-the-fly dataset
+    and gradients are averaged. Every rank validates on the whole validation set (identical
+    weights give identical losses); only rank 0 writes checkpoints, history and figures.
 
     Returns
     -------
@@ -564,6 +600,15 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
                     schedule=run_args["lr_schedule"], min_lr_ratio=run_args["min_lr_ratio"])
     resample = run_args["resample"] and hasattr(train_set, "set_epoch")
     last_path, best_path = result.last_checkpoint, result.best_checkpoint
+    rank, world = _distributed()
+    forward = model
+    if world > 1:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(
+            model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None)
+        progress = progress and rank == 0
     for epoch in range(state["start_epoch"], epochs):
         model.train()
         if resample:
@@ -574,13 +619,17 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
         bar = _progress(_batches(_epoch_order(n_train, seed, epoch), batch_size), progress,
                         total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
         for step, indices in enumerate(bar):
+            if world > 1:  # this rank's shard of the global batch
+                if len(indices) < world:
+                    continue  # every rank needs a sample; all ranks skip the same batch
+                indices = indices[rank::world]
             eeg, target = train_set.get_batch(indices, device=device)
             if scheduled:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(epoch * n_batches + step, **schedule)
             optimizer.zero_grad(set_to_none=True)
             with _autocast(use_amp, device):
-                pred = model(eeg)
+                pred = forward(eeg)
             batch_loss = _batch_loss(pred.float(), target.float(), loss, cosine_weight)
             value = batch_loss.item()
             if not math.isfinite(value):
@@ -596,6 +645,11 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
         bar.close()
         train_time = time.perf_counter() - t0
+        if world > 1:
+            counts = torch.tensor([float(n_elements)], dtype=torch.float64, device=device)
+            dist.all_reduce(total)
+            dist.all_reduce(counts)
+            n_elements = counts.item()
         train_loss = total.item() / n_elements
 
         val = evaluate_loss(model, val_set, batch_size=val_batch_size, loss=loss, device=device,
@@ -616,13 +670,16 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
         result.history.append(row)
         result.stopped_early = patience is not None and state["bad_epochs"] >= patience
 
-        ckpt = _checkpoint(model, optimizer, result, state, name=name, epoch=epoch + 1,
-                           meta=meta, run_args=run_args, device=device)
-        if is_best:
-            best = {k: v for k, v in ckpt.items() if k != "optimizer_state"}
-            _save(best, best_path)
-        _save(ckpt, last_path)  # last: a crash before this line replays the epoch on resume
-        _write_history(result.history, result.out_dir)
+        if rank == 0:
+            ckpt = _checkpoint(model, optimizer, result, state, name=name, epoch=epoch + 1,
+                               meta=meta, run_args=run_args, device=device)
+            if is_best:
+                best = {k: v for k, v in ckpt.items() if k != "optimizer_state"}
+                _save(best, best_path)
+            _save(ckpt, last_path)  # last: a crash before this line replays the epoch on resume
+            _write_history(result.history, result.out_dir)
+        if world > 1:
+            dist.barrier()  # the checkpoint of this epoch exists before any rank goes on
         logger.info("epoch %d/%d: train loss %.4g, val loss %.4g (%.3g x zero prediction)%s, "
                     "%.0f samples/s", epoch + 1, epochs, train_loss, val["loss"],
                     val["loss"] / val["zero_loss"] if val["zero_loss"] > 0 else math.nan,
