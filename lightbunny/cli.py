@@ -263,6 +263,9 @@ def _train_args(p):
     p.add_argument("--deterministic", action="store_true",
                    help="torch deterministic algorithms (exact resume on GPU; slower)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--missing-clips", default="skip", choices=("skip", "raise"),
+                   help="samples whose centre region has no spike clip in the split: leave them "
+                        "out with a warning (default) or stop with an error")
 
 
 @command("train", "train a network on synthetic (EEG, source) pairs; checkpoints each epoch")(
@@ -285,8 +288,10 @@ def _train(args):
 
         leadfield = make_leadfield(load_atlas(train_sources.atlas_name, data_dir=args.data_dir),
                                    args.montage)
-    train_set = make_dataset(train_sources, args.bank, leadfield, seed=args.seed)
-    val_set = make_dataset(val_sources, args.bank, leadfield, seed=args.seed)
+    train_set = make_dataset(train_sources, args.bank, leadfield, seed=args.seed,
+                             missing_clips=args.missing_clips)
+    val_set = make_dataset(val_sources, args.bank, leadfield, seed=args.seed,
+                           missing_clips=args.missing_clips)
     config = json.loads(args.model_config) if args.model_config else {}
     model = build_model(args.model, random_state=args.seed, n_chans=train_set.n_chans,
                         n_times=train_set.n_times, n_sources=train_set.n_regions, **config)
@@ -395,6 +400,8 @@ def _evaluate_args(p):
     p.add_argument("--recipe", default="lightbunny", choices=("lightbunny", "seed"),
                    help="how samples are mixed (see lightbunny.dataset)")
     p.add_argument("--device", default="cpu", help="torch device of the checkpoints")
+    p.add_argument("--missing-clips", default="skip", choices=("skip", "raise"),
+                   help="test samples whose centre region has no clip: leave out or stop")
     p.add_argument("--out", required=True, help="output folder for the report")
 
 
@@ -417,7 +424,8 @@ def _evaluate(args):
     res = evaluate(sources, args.bank, leadfield, atlas, out_dir=args.out, methods=methods,
                    checkpoints=args.checkpoint, snrs=[float(x) for x in args.snr.split(",")],
                    n_samples=args.n_samples, seed=args.seed, device=args.device,
-                   dataset_kwargs={"recipe": args.recipe})
+                   dataset_kwargs={"recipe": args.recipe,
+                                   "missing_clips": args.missing_clips})
     print(res["summary_md"].read_text())
     print(f"report: {res['report']}")
 
