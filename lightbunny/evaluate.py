@@ -51,10 +51,16 @@ class _Method:
         self.name, self.apply_batch, self.kind = name, apply_batch, kind
 
 
+#: Regularisation SNR (dB) of the classical methods on noiseless data (``snr = inf``).
+NOISELESS_REGULARISATION_DB = 40.0
+
+
 def _classical(name: str, leadfield, snr_db: float) -> _Method:
     from .inverse import make_inverse
 
     # MNE's regularisation: lambda2 = 1 / SNR^2 with SNR the amplitude ratio of the data
+    if not math.isfinite(snr_db):
+        snr_db = NOISELESS_REGULARISATION_DB
     snr = 10.0 ** (snr_db / 20.0)
     solver = make_inverse(name, leadfield.gain, leadfield.ch_names, snr=snr)
     return _Method(name, lambda eeg: np.stack([solver.apply(e) for e in eeg]), "classical")
@@ -98,7 +104,9 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
         Trained checkpoints (:func:`lightbunny.train.train`); each must have been trained on
         this atlas and channel set.
     snrs : sequence of float, dB
-        Sensor SNRs; each gets its own pass over the same samples.
+        Sensor SNRs; each gets its own pass over the same samples. ``inf`` means no sensor
+        noise (the seed's setting); classical methods are then regularised at
+        :data:`NOISELESS_REGULARISATION_DB`.
     n_samples : int, optional
         Evaluate the first ``n_samples`` samples only.
     seed : int
@@ -133,7 +141,8 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
     snrs = [float(s) for s in snrs]
     expected = {"atlas": atlas.name, "ch_names": list(leadfield.ch_names)}
     learned = [_learned(p, expected, device) for p in checkpoints]
-    datasets = {snr: SyntheticEEGDataset(sources, bank, leadfield, seed=seed, snr_db=[snr],
+    datasets = {snr: SyntheticEEGDataset(sources, bank, leadfield, seed=seed,
+                                         snr_db=[snr] if math.isfinite(snr) else None,
                                          **(dataset_kwargs or {})) for snr in snrs}
     n_items = len(datasets[snrs[0]])  # items left after samples without clips are skipped
     n_total = n_items if n_samples is None else min(int(n_samples), n_items)

@@ -90,3 +90,15 @@ def test_samples_without_clips_are_skipped_not_misindexed(setup, tmp_path):
     # own index in the sources file
     assert sorted(int(r["sample"]) for r in rows) == [1, 2, 3, 4, 5, 6, 7]
     assert all(float(r["peak_error"]) == 0.0 for r in rows)
+
+
+def test_noiseless_setting(setup, tmp_path):
+    atlas, bank, test, lf = setup
+    res = evaluate(test, bank, lf, atlas, out_dir=tmp_path, methods=["sloreta"],
+                   snrs=[float("inf")], n_samples=4, progress=False, n_figure_samples=0,
+                   dataset_kwargs={"background": "none", "clip_fractions": (0.0, 0.0, 1.0)})
+    rows = list(csv.DictReader(open(res["per_sample"])))
+    assert len(rows) == 4 and all(r["snr_db"] == "inf" for r in rows)
+    # no noise: sLORETA's time course at a single-region source is the true one
+    assert all(float(r["temporal_pcc_centre"]) > 0.999 for r in rows)
+    assert "### SNR inf dB" in res["summary_md"].read_text()
