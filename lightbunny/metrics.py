@@ -325,6 +325,17 @@ def identified_regions(pred, *, min_samples: int = 7, n_bins: int = 100) -> np.n
 # --------------------------------------------------------------------------------------------
 
 
+def _identified_and_truth(identified, true_regions, distances):
+    """Checked (distances, identified regions, true regions) for the error metrics."""
+    distances = np.asarray(distances, dtype=np.float64)
+    n = distances.shape[0]
+    ident = _check_regions("identified", identified, n)
+    truth = _check_regions("true_regions", true_regions, n)
+    if truth.size == 0:
+        raise ValueError("true_regions is empty: the localisation error needs a true source.")
+    return distances, ident, truth
+
+
 def localisation_error(identified, true_regions, distances) -> float:
     """DeepSIF's localisation error: mean distance from identified regions to the truth.
 
@@ -350,12 +361,7 @@ def localisation_error(identified, true_regions, distances) -> float:
     >>> localisation_error([1, 2], [0], d)
     20.0
     """
-    distances = np.asarray(distances, dtype=np.float64)
-    n = distances.shape[0]
-    ident = _check_regions("identified", identified, n)
-    truth = _check_regions("true_regions", true_regions, n)
-    if truth.size == 0:
-        raise ValueError("true_regions is empty: the localisation error needs a true source.")
+    distances, ident, truth = _identified_and_truth(identified, true_regions, distances)
     if ident.size == 0:
         return math.nan
     return float(distances[np.ix_(ident, truth)].min(axis=1).mean())
@@ -388,12 +394,7 @@ def region_localisation_error(identified, true_regions, distances) -> float:
     >>> region_localisation_error([1], [0, 2], d)
     12.5
     """
-    distances = np.asarray(distances, dtype=np.float64)
-    n = distances.shape[0]
-    ident = _check_regions("identified", identified, n)
-    truth = _check_regions("true_regions", true_regions, n)
-    if truth.size == 0:
-        raise ValueError("true_regions is empty: the localisation error needs a true source.")
+    distances, ident, truth = _identified_and_truth(identified, true_regions, distances)
     if ident.size == 0:
         return math.nan
     d = distances[np.ix_(truth, ident)]

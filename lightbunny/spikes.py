@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .utils import atomic_path, read_only
+from .utils import _json_default, atomic_path, read_only
 
 BANK_FORMAT = "lightbunny-spikebank"
 BANK_FORMAT_VERSION = 1
@@ -731,16 +731,6 @@ def _fsync(path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")
 
 
 def consolidate_bank(path, out=None) -> Path:
