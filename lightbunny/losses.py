@@ -27,7 +27,7 @@ map. The losses here are per-sample and scale-aware:
 
 from __future__ import annotations
 
-import torch
+import torch  # noqa: F401  (used by the doctests)
 import torch.nn.functional as F
 from torch import Tensor
 

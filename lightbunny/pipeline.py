@@ -323,7 +323,6 @@ def _write_report(out: Path, cfg, paths, summary, timings, train_result) -> Path
 
     ev = out / "evaluation"
     md = (ev / "summary.md").read_text() if (ev / "summary.md").is_file() else ""
-    from .evaluate import summary_markdown  # noqa: F401  (same tables as the evaluation)
 
     def img(path):
         path = Path(path)

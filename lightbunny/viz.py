@@ -6,6 +6,8 @@ Views follow the RAS atlas frame: ``lateral`` looks at a hemisphere from its own
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .atlas import Atlas
@@ -21,24 +23,14 @@ VIEWS = {
 
 
 def _mpl():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        try:
-            import IPython  # noqa: F401  # inside a notebook keep the inline backend
-
-            get_ipython()  # type: ignore[name-defined]  # noqa: F821
-        except Exception:
-            matplotlib.use("Agg")
+    """pyplot, imported lazily (matplotlib falls back to Agg on a machine without display)."""
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def save_figure(fig, path, *, dpi: int = 90) -> "Path":
+def save_figure(fig, path, *, dpi: int = 90) -> Path:
     """Write ``fig`` as PNG atomically (no half-written file under ``path``) and close it."""
-    from pathlib import Path
-
     from .utils import atomic_path
 
     plt = _mpl()

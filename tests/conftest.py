@@ -25,5 +25,17 @@ def shared_anatomy():
 
 
 @pytest.fixture
+def one_thread():
+    """Run a test with one torch thread: on a shared 2-core CPU the GRU's small per-step work
+    only loses by being split."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -15,13 +15,7 @@ from lightbunny.models import build_model
 from lightbunny.train import TRAIN_RECIPES, load_checkpoint, lr_at, resolve_recipe, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # one thread: on a shared 2-core CPU the GRU's small per-step work only loses by splitting
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------ losses

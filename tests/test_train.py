@@ -58,12 +58,7 @@ def tiny_model(random_state=0, **kw):
     return build_model("lightbunny", random_state=random_state, **{**kwargs, **kw})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 COMMON = dict(batch_size=8, lr=3e-3, seed=7, device="cpu", progress=False, meta=META,
