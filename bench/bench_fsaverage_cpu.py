@@ -23,7 +23,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--every", type=int, default=4, help="simulate every N-th region")
     p.add_argument("--duration", type=float, default=8.0)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--n-iter-train", type=int, default=4)
     p.add_argument("--d-model", type=int, default=256)
     args = p.parse_args()
