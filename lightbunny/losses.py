@@ -91,8 +91,8 @@ def cosine_loss(pred: Tensor, target: Tensor, reduction: str = "mean") -> Tensor
     Examples
     --------
     >>> t = torch.randn(2, 5, 3)
-    >>> round(cosine_loss(3 * t, t).item(), 6), cosine_loss(torch.zeros_like(t), t).item()
-    (0.0, 1.0)
+    >>> abs(cosine_loss(3 * t, t).item()) < 1e-6, cosine_loss(torch.zeros_like(t), t).item()
+    (True, 1.0)
     """
     cos = F.cosine_similarity(pred.flatten(1), target.flatten(1), dim=1, eps=1e-8)
     return _reduce(1.0 - cos, reduction)
