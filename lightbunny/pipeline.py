@@ -252,8 +252,19 @@ def _evaluate_stage(cfg, atlas, bank, leadfield, paths, out: Path, progress: boo
                    methods=ev["methods"], checkpoints=[paths["checkpoint"]], snrs=ev["snrs"],
                    n_samples=ev["n_samples"], seed=int(cfg["pipeline"]["seed"]) + 1,
                    device="cpu", progress=progress,
-                   dataset_kwargs={"missing_clips": "skip", **cfg["dataset"], **ev["dataset"]})
+                   dataset_kwargs=_evaluation_dataset_kwargs(cfg))
     return out, res["summary"]
+
+
+def _evaluation_dataset_kwargs(cfg) -> dict:
+    """Dataset options of the evaluation: ``[dataset]`` then ``[evaluate] dataset``, without
+    ``snr_db`` (the evaluation sets the SNR itself, one value per row of ``[evaluate] snrs``;
+    passing the training range as well raised "multiple values for keyword argument 'snr_db'")."""
+    kwargs = {"missing_clips": "skip", **cfg["dataset"], **cfg["evaluate"]["dataset"]}
+    if "snr_db" in kwargs:
+        logger.info("evaluation: [dataset] snr_db %s is the training range; the evaluation uses "
+                    "[evaluate] snrs %s", kwargs.pop("snr_db"), cfg["evaluate"]["snrs"])
+    return kwargs
 
 
 def simulate_recording(leadfield, region: int, *, sfreq: float = 256.0, seconds: float = 4.0,
