@@ -316,8 +316,8 @@ def _apply_stage(cfg, atlas, leadfield, checkpoint, out: Path) -> dict:
             mne.export.export_raw(tmp, raw, fmt="edf", overwrite=True, verbose="error")
     results = {"recording": edf, "true_region": region}
     for label, kw in (("network", {"checkpoint": checkpoint}), ("sloreta", {"method": "sLORETA"})):
-        res = run_apply(edf, out / label, atlas=atlas if label == "sloreta" else None,
-                        leadfield=leadfield if label == "sloreta" else None, **kw)
+        # the leadfield also gives the network its electrode positions (interpolation, topomap)
+        res = run_apply(edf, out / label, atlas=atlas, leadfield=leadfield, **kw)
         top = [int(r) for r in res.top_regions(3)]
         results[label] = {"dir": out / label, "top_regions": top,
                           "top_names": [atlas.region_names[r] for r in top],
