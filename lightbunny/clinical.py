@@ -279,6 +279,7 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
                                         device=device, data_dir=data_dir))
     labels = _model_labels(models, checkpoints)
     regions = region_table(atlas_obj)
+    inflated = inflated_atlas(atlas_obj) if figures else None
 
     # -- recordings
     items = []
@@ -307,6 +308,8 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
                 res.prepared.report.steps.append(f"source time courses {what}")
                 res.prepared.report.warnings.extend(notes)
             res.save(d, atlas_obj, figures=figures, max_stc_times=max_stc_times, n_top=n_top)
+            if figures and inflated is not None:
+                _plot_inflated(inflated, res, mlabel, d / "inflated_map.png")
             info = _describe_result(res, regions, n_top)
             info.update(recording=rec_label, model=mlabel, dir=str(d), notes=notes,
                         source_band=list(source_band) if source_band else None,
@@ -326,6 +329,37 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
                                              atlas_obj, regions, n_top, figures)
         write_json(out / "average" / "average.json", average)
     return {"rows": rows, **summary, "average": average, "results": results, "models": labels}
+
+
+def inflated_atlas(atlas):
+    """``atlas`` on nilearn's inflated fsaverage5 surface (fsaverage994 only; else None).
+
+    The inflated surface has the pial surface's vertices in the same order, so regions map
+    unchanged; only positions differ (for display).
+    """
+    if atlas.name != "fsaverage994" or atlas.n_vertices != 20484:
+        return None
+    try:
+        from nilearn import datasets, surface
+
+        fs = datasets.fetch_surf_fsaverage("fsaverage5")
+        coords = [surface.load_surf_mesh(fs[f"infl_{h}"]).coordinates for h in ("left", "right")]
+    except Exception as err:  # a display extra: never fatal
+        logger.info("no inflated surface (%s)", err)
+        return None
+    verts = np.vstack(coords).astype(np.float64)
+    # the two inflated hemispheres overlap at the midline: pull them apart by 10 mm for display
+    verts[: len(coords[0]), 0] -= 10.0
+    verts[len(coords[0]):, 0] += 10.0
+    return dataclasses.replace(atlas, vertices=verts)
+
+
+def _plot_inflated(inflated, res, mlabel, path):
+    from .viz import plot_cortex, save_figure
+
+    fig = plot_cortex(inflated, region_power(res.source), cmap="YlOrRd", symmetric=False,
+                      title=f"{mlabel}: mean power per region (inflated cortex)")
+    save_figure(fig, path, dpi=100)
 
 
 def _resolve_atlas(atlas, checkpoints, leadfield, data_dir):

@@ -152,7 +152,14 @@ def region_table(atlas) -> list:
     key = id(atlas)
     if key in _TABLES and _TABLES[key][0] is atlas:
         return _TABLES[key][1]
-    hemi = region_hemispheres(atlas)
+    try:
+        hemi = region_hemispheres(atlas)
+    except ValueError as err:  # not two separate hemispheres (e.g. a synthetic sphere)
+        logger.info("%s; hemispheres taken from atlas.vertex_hemisphere", err)
+        vh = np.asarray(atlas.vertex_hemisphere)
+        hemi = np.array([np.unique(vh[atlas.vertex_region == r])[0]
+                         if len(np.unique(vh[atlas.vertex_region == r])) == 1 else -1
+                         for r in range(atlas.n_regions)], dtype=np.int8)
     table = DK_ABBREVIATIONS if atlas.name == "fsaverage994" else \
         TVB76_ABBREVIATIONS if atlas.name == "tvb76" else {}
     brodmann = _brodmann(atlas)

@@ -248,3 +248,73 @@ def test_cli_apply_three_formats_in_one_process(tmp_path, shared_anatomy, monkey
         report = json.loads((d / "report.json").read_text())
         assert report["eeg_units"] == "a.u." and report["unit_scale"] == 1.0
     assert (out / "summary.md").read_text().count("\n| ") >= 4
+
+
+def test_checkpoint_and_method_on_one_recording_compare_page(tmp_path, tiny_atlas, rng):
+    """A network (checkpoint) and sLORETA image the same recording: both get a topomap and a
+    report, and the recording gets a comparison page; the atlas and models are built once."""
+    import mne
+    import torch
+
+    from lightbunny.models import build_model
+    from lightbunny.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+
+    chans = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "Fz", "Cz", "Pz"]
+    net = build_model("lightbunny", n_chans=len(chans), n_times=100, n_sources=8, d_model=16,
+                      chunk_size=5, random_state=0)
+    torch.save({"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+                "model_name": "lightbunny", "model_config": net.get_config(),
+                "model_state": net.state_dict(), "epoch": 1,
+                "meta": {"atlas": tiny_atlas.name, "ch_names": chans,
+                         "preprocessing": {"sfreq": 500.0, "n_times": 100, "ch_names": chans,
+                                           "eeg": {"function": "lightbunny.dataset.normalise_eeg"},
+                                           "atlas_name": tiny_atlas.name}}},
+               tmp_path / "best.pt")
+    np.save(tmp_path / "gain.npy", rng.standard_normal((len(chans), tiny_atlas.n_regions)))
+    raw = mne.io.RawArray(rng.standard_normal((len(chans), 500)) * 1e-5,
+                          mne.create_info(chans, 500.0, "eeg"), verbose="error")
+    raw.save(tmp_path / "rec_raw.fif", verbose="error")
+    res = apply_many([tmp_path / "rec_raw.fif"], tmp_path / "out", atlas=tiny_atlas,
+                     checkpoints=[tmp_path / "best.pt"], methods=["sLORETA"],
+                     leadfield=tmp_path / "gain.npy", ch_names=chans)
+    assert res["models"] == ["sLORETA", "lightbunny"]
+    rec = tmp_path / "out" / "rec_raw.fif"
+    for m in res["models"]:
+        assert (rec / m / "topomap.png").is_file() and (rec / m / "report.html").is_file()
+    page = (rec / "compare.html").read_text()
+    assert "sLORETA" in page and "lightbunny" in page and page.count("<img") == 4
+
+
+@pytest.mark.slow
+def test_deepsif_segments_with_imported_leadfield(tmp_path, shared_anatomy):
+    """The clinical case: 1-s segments (3-D .mat, scale-free) on fsaverage994 with DeepSIF's own
+    region leadfield imported; the atlas is inferred from its 994 columns; the report gives
+    coordinates, label, hemisphere, an inflated view and the segment average."""
+    fwd = sio.loadmat(shared_anatomy / "leadfield_75_20k.mat")["fwd"]
+    region = 958  # rMT_958: the region whose name used to say "left"
+    t = np.arange(500) / SFREQ
+    segs = []
+    for k, amp in enumerate((1.0, 7.0)):
+        eeg = np.outer(fwd[:, region], amp * np.exp(-0.5 * ((t - 0.3 - 0.2 * k) / 0.02) ** 2))
+        eeg -= eeg.mean(0)
+        segs.append(eeg / np.abs(eeg).max())
+    sio.savemat(tmp_path / "segments.mat", {"seg": np.stack(segs)})  # (2, 75, 500)
+    res = apply_many([tmp_path / "segments.mat"], tmp_path / "out", methods=["sLORETA"],
+                     leadfield=shared_anatomy / "leadfield_75_20k.mat", montage="deepsif75",
+                     data_dir=shared_anatomy, sfreq=SFREQ, units="none",
+                     average_segments=True, n_top=5)
+    atlas = load_atlas("fsaverage994", data_dir=shared_anatomy)
+    assert [r["recording"] for r in res["rows"]] == ["segments.mat#0", "segments.mat#1"]
+    for row in res["rows"]:
+        top = atlas.region_names.index(row["top_region"])
+        assert top == region or atlas.adjacency[region, top]
+        assert row["hemisphere"] == "right" and row["lobe"] == "temporal"
+        assert row["coordinates"] == "MNI152" and float(row["x_mm"]) > 30
+    d = tmp_path / "out" / "segments.mat_seg0"
+    for f in ("report.html", "regions.csv", "power_map.png", "inflated_map.png", "topomap.png"):
+        assert (d / f).is_file(), f
+    html = (d / "report.html").read_text()
+    assert "approximately MNI305" in html and "middletemporal" in html
+    avg = res["average"]["sLORETA"]
+    assert avg["n_segments"] == 2 and avg["top_regions"][0]["hemisphere"] == "right"
+    assert (tmp_path / "out" / "average" / "sLORETA" / "power_map.png").is_file()
