@@ -394,7 +394,7 @@ def _checkpoint_positions(ch_names, montage, leadfield, data_dir):
     taken from ``leadfield`` (a Leadfield or .h5 file) when its channels are the network's, else
     from ``montage`` (see :func:`lightbunny.leadfield.resolve_montage`).
     """
-    from .leadfield import Leadfield, resolve_montage
+    from .leadfield import Leadfield
 
     if leadfield is not None:
         lf = leadfield if isinstance(leadfield, Leadfield) else Leadfield.load(leadfield)
@@ -406,7 +406,10 @@ def _checkpoint_positions(ch_names, montage, leadfield, data_dir):
         return None
     if montage is None:
         return None
-    label, names, pos, frame = resolve_montage(montage, data_dir=data_dir)
+    from .external import montage_positions
+
+    label, names, pos = montage_positions(montage, data_dir=data_dir)
+    frame = "10-05"
     table = dict(zip(names, np.asarray(pos, dtype=float)))
     if not set(ch_names) <= set(table):
         logger.warning("montage %s lacks channels of the network (%s); its positions are not "

@@ -37,8 +37,8 @@ Imported leadfields
 
 The regions' sum is ``gain[c, r] = sum_{v in region r} g[c, v]``, as
 :func:`lightbunny.leadfield.make_leadfield` does. Channel names come from ``ch_names``, a
-``montage`` (see :func:`lightbunny.leadfield.resolve_montage`; its positions are kept for
-interpolation and topomaps, in the montage's own frame) or, for ``-fwd.fif``, the file itself.
+``montage`` (see :func:`montage_positions`; its positions are kept for interpolation and
+topomaps) or, for ``-fwd.fif``, the file itself.
 """
 
 from __future__ import annotations
@@ -350,15 +350,45 @@ def load_leadfield_file(path, atlas, *, ch_names=None, montage=None, data_dir=No
                      attrs={"source_file": str(path), "variable": var, "level": level,
                             "shape_in_file": list(arr.shape),
                             "units": "as in the file (unknown)",
-                            "ch_pos_frame": "the montage's own frame (mm)"})
+                            "ch_pos_frame": "MNE 10-05 (fsaverage) frame, mm"})
+
+
+def montage_positions(montage, data_dir=None):
+    """Channel names and positions (mm, RAS: x right, y anterior) of a montage.
+
+    Positions given in an unknown frame (EEGLAB locations such as DeepSIF's ``electrode_75.mat``,
+    whose x points to the nose and y to the left ear) are mapped onto MNE's 10-05 positions by
+    the similarity transform (scale, rotation, translation) that best fits the channels with
+    10-05 names, so that topomaps and spline interpolation see a head the right way round.
+
+    Returns
+    -------
+    label : str
+    names : list of str
+    pos : ndarray, shape (n_chans, 3), mm
+    """
+    from .leadfield import _canonical, _similarity, _standard_positions, resolve_montage
+
+    label, names, pos, frame = resolve_montage(montage, data_dir=data_dir)
+    pos = np.asarray(pos, dtype=float)
+    if frame == "unknown":
+        table = _standard_positions()
+        lower = {k.lower(): k for k in table}
+        common = [i for i, n in enumerate(names) if _canonical(str(n)).lower() in lower]
+        if len(common) < 4:
+            raise ValueError(f"montage {label}: only {len(common)} channels have 10-05 names; "
+                             f"at least 4 are needed to orient positions given in an unknown "
+                             f"frame.")
+        dst = np.array([table[lower[_canonical(str(names[i])).lower()]] for i in common])
+        scale, rot, shift = _similarity(pos[common], dst)
+        pos = (scale * (rot @ pos.T)).T + shift
+    return str(label), list(names), pos
 
 
 def _leadfield_channels(ch_names, montage, data_dir, path):
     if montage is not None and ch_names is None:
-        from .leadfield import resolve_montage
-
-        label, names, pos, _ = resolve_montage(montage, data_dir=data_dir)
-        return list(names), np.asarray(pos, dtype=float), str(label)
+        label, names, pos = montage_positions(montage, data_dir)
+        return names, pos, label
     names = _names(ch_names, None, data_dir, path)
     pos = np.full((len(names), 3), np.nan)
     try:
@@ -417,5 +447,5 @@ def _from_forward(path: Path, atlas):
                             "units": "V/(A*m)", "ch_pos_frame": "MNE head frame (mm)"})
 
 
-__all__ = ["ARRAY_EXTS", "is_array_file", "read_array_file", "array_segments",
+__all__ = ["ARRAY_EXTS", "is_array_file", "montage_positions", "read_array_file", "array_segments",
            "read_array_recording", "region_sum", "load_leadfield_file"]

@@ -318,3 +318,14 @@ def test_deepsif_segments_with_imported_leadfield(tmp_path, shared_anatomy):
     avg = res["average"]["sLORETA"]
     assert avg["n_segments"] == 2 and avg["top_regions"][0]["hemisphere"] == "right"
     assert (tmp_path / "out" / "average" / "sLORETA" / "power_map.png").is_file()
+
+
+def test_deepsif75_positions_are_oriented_like_10_05(shared_anatomy):
+    """electrode_75.mat is EEGLAB (x nose, y left): after the fit, T8 lies right, Fpz front."""
+    from lightbunny.external import montage_positions
+
+    _, names, pos = montage_positions("deepsif75", shared_anatomy)
+    p = dict(zip(names, pos))
+    assert p["T8"][0] > 50 and p["T7"][0] < -50  # x to the right
+    assert p["Fpz"][1] > p["Cz"][1] + 50 and p["Oz"][1] < p["Cz"][1] - 50  # y anterior
+    assert p["Cz"][2] > p["T7"][2] + 30  # z up
