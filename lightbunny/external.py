@@ -409,7 +409,10 @@ def _from_forward(path: Path, atlas):
     from .leadfield import Leadfield
 
     fwd = mne.read_forward_solution(path, verbose="error")
-    fwd = mne.pick_types_forward(fwd, meg=False, eeg=True, verbose="error")
+    with mne.use_log_level("error"):
+        fwd = mne.pick_types_forward(fwd, meg=False, eeg=True)
+    if len(fwd["src"]) == 1 and fwd["src"][0]["type"] in ("vol", "discrete"):
+        return _from_discrete_forward(path, fwd, atlas)
     try:
         fwd = mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True, use_cps=True,
                                            verbose="error")
@@ -417,9 +420,12 @@ def _from_forward(path: Path, atlas):
         raise ValueError(f"{path}: cannot make a fixed-orientation forward (it needs a surface "
                          f"source space): {err}") from None
     src = fwd["src"]
+    if len(src) == 1 and src[0]["type"] in ("vol", "discrete"):
+        return _from_discrete_forward(path, fwd, atlas)
     if len(src) != 2 or any(s["type"] != "surf" for s in src):
         raise ValueError(f"{path}: the forward solution must be on a two-hemisphere surface "
-                         f"source space.")
+                         f"source space, or on one discrete source space of the atlas's "
+                         f"{atlas.n_vertices} vertices.")
     n_left = _left_count(atlas)
     if src[0]["np"] != n_left or src[1]["np"] != atlas.n_vertices - n_left:
         raise ValueError(f"{path}: its source surfaces have {src[0]['np']} + {src[1]['np']} "
@@ -445,6 +451,35 @@ def _from_forward(path: Path, atlas):
                             "along the surface normal)", "n_vertices_used": int(len(verts)),
                             "regions_without_vertices": empty.tolist(),
                             "units": "V/(A*m)", "ch_pos_frame": "MNE head frame (mm)"})
+
+
+def _from_discrete_forward(path, fwd, atlas):
+    """A forward on one discrete source space holding the atlas's vertices, in its order (as
+    :func:`lightbunny.leadfield.make_leadfield` builds it): free-orientation dipoles projected
+    on the atlas's cortical normals, then summed per region."""
+    from .leadfield import Leadfield
+
+    src = fwd["src"][0]
+    n = int(fwd["nsource"])
+    if n != atlas.n_vertices or src["nuse"] != atlas.n_vertices:
+        raise ValueError(f"{path}: its discrete source space has {n} sources; atlas "
+                         f"{atlas.name!r} has {atlas.n_vertices} vertices (one source per "
+                         f"vertex, in the atlas's order, is needed).")
+    names = list(fwd["info"]["ch_names"])
+    data = fwd["sol"]["data"]
+    if data.shape[1] == 3 * n:  # free orientation: project on the cortical normals
+        g = np.einsum("cvk,vk->cv", data.reshape(len(names), n, 3), np.asarray(atlas.normals))
+        level = "vertex (mne forward, free orientation projected on the atlas normals)"
+    else:
+        g, level = data, "vertex (mne forward, fixed orientation)"
+    pos = np.array([ch["loc"][:3] for ch in fwd["info"]["chs"]]) * 1000.0
+    logger.info("%s: %s, %d channels x %d vertices summed to %d regions", path, level,
+                len(names), n, atlas.n_regions)
+    return Leadfield(gain=region_sum(g, atlas.vertex_region, atlas.n_regions),
+                     ch_names=tuple(names), atlas_name=atlas.name, montage="forward",
+                     head_model="imported", orientation="normal", ch_pos=pos,
+                     attrs={"source_file": str(path), "level": level, "units": "V/(A*m)",
+                            "ch_pos_frame": "MNE head frame (mm)"})
 
 
 __all__ = ["ARRAY_EXTS", "is_array_file", "montage_positions", "read_array_file", "array_segments",

@@ -329,3 +329,30 @@ def test_deepsif75_positions_are_oriented_like_10_05(shared_anatomy):
     assert p["T8"][0] > 50 and p["T7"][0] < -50  # x to the right
     assert p["Fpz"][1] > p["Cz"][1] + 50 and p["Oz"][1] < p["Cz"][1] - 50  # y anterior
     assert p["Cz"][2] > p["T7"][2] + 30  # z up
+
+
+def test_forward_fif_on_the_atlas_vertices_is_imported(tiny_atlas, tmp_path):
+    """A -fwd.fif with one dipole per atlas vertex (discrete source space, free orientation):
+    imported = normal projection of its gain, summed per region (computed here by hand)."""
+    import mne
+
+    from lightbunny.atlas import _fibonacci_sphere
+
+    names = [f"E{i}" for i in range(12)]
+    ch = _fibonacci_sphere(24)[:12] * 95.0  # upper half of a 95 mm sphere, mm
+    ch[:, 2] = np.abs(ch[:, 2])
+    info = mne.create_info(names, 1000.0, "eeg")
+    info.set_montage(mne.channels.make_dig_montage(dict(zip(names, ch / 1000.0)),
+                                                   coord_frame="head"))
+    src = mne.setup_volume_source_space(pos={"rr": tiny_atlas.vertices / 1000.0,
+                                             "nn": tiny_atlas.normals}, verbose=False)
+    sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.0), head_radius=0.1, verbose=False)
+    fwd = mne.make_forward_solution(info, mne.transforms.Transform("head", "mri"), src, sphere,
+                                    meg=False, eeg=True, mindist=0.0, verbose=False)
+    mne.write_forward_solution(tmp_path / "atlas-fwd.fif", fwd, verbose=False)
+    lf = load_leadfield_file(tmp_path / "atlas-fwd.fif", tiny_atlas)
+    g = np.einsum("cvk,vk->cv", fwd["sol"]["data"].reshape(12, -1, 3), tiny_atlas.normals)
+    expected = np.stack([g[:, tiny_atlas.vertex_region == r].sum(1)
+                         for r in range(tiny_atlas.n_regions)], axis=1)
+    assert list(lf.ch_names) == names and lf.attrs["level"].startswith("vertex")
+    assert np.allclose(lf.gain, expected, rtol=1e-6, atol=0)  # FIF stores float32
