@@ -145,7 +145,8 @@ def active_regions(norm_power: np.ndarray):
 
 
 def expand_recordings(recordings) -> list:
-    """Paths of ``recordings`` with glob patterns expanded (sorted); each must exist.
+    """Paths of ``recordings``: glob patterns expanded (sorted), BIDS folders searched
+    (:func:`bids_recordings`); each must exist.
 
     Raises
     ------
@@ -163,6 +164,8 @@ def expand_recordings(recordings) -> list:
             if not found:
                 raise FileNotFoundError(f"No recording matches {text!r}.")
             out.extend(Path(f) for f in found)
+        elif Path(text).is_dir():
+            out.extend(bids_recordings(text))
         else:
             if not Path(text).exists():
                 raise FileNotFoundError(f"No EEG recording at {text}.")
@@ -170,6 +173,33 @@ def expand_recordings(recordings) -> list:
     if not out:
         raise ValueError("No recordings given.")
     return out
+
+
+def bids_recordings(root) -> list:
+    """EEG files of a BIDS dataset: ``sub-*/[ses-*/]eeg/*_eeg.<ext>``, sorted.
+
+    ``root`` must hold ``dataset_description.json``. Files are found by the BIDS layout alone
+    (no mne-bids needed); each is then read like any other file (the BIDS sidecars, e.g.
+    ``channels.tsv`` bad channels, are not read).
+
+    Raises
+    ------
+    ValueError
+        ``root`` is not a BIDS folder, or holds no EEG file of a readable type.
+    """
+    from .io import READERS
+
+    root = Path(root)
+    if not (root / "dataset_description.json").is_file():
+        raise ValueError(f"{root} is a folder but not a BIDS dataset (no "
+                         f"dataset_description.json); give files or a glob pattern instead.")
+    found = sorted(p for p in root.glob("sub-*/**/eeg/*_eeg.*")
+                   if any(p.name.lower().endswith(ext) for ext in READERS if ext != ".fif.gz"))
+    if not found:
+        raise ValueError(f"No EEG recording (sub-*/[ses-*/]eeg/*_eeg.{{edf,bdf,set,vhdr,fif}}) "
+                         f"in the BIDS folder {root}.")
+    logger.info("BIDS folder %s: %d EEG recording(s)", root, len(found))
+    return found
 
 
 def _recording_items(rec, *, sfreq, ch_names, montage, data_dir, variable):
@@ -577,4 +607,4 @@ def _write_average(d: Path, mlabel, maps, atlas, regions, n_top, figures) -> dic
 
 
 __all__ = ["POWER_DEFINITION", "ACTIVE_RULE", "filter_sources", "region_power",
-           "normalise_power", "active_regions", "expand_recordings", "apply_many"]
+           "normalise_power", "active_regions", "expand_recordings", "bids_recordings", "apply_many"]

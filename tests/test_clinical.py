@@ -356,3 +356,25 @@ def test_forward_fif_on_the_atlas_vertices_is_imported(tiny_atlas, tmp_path):
                          for r in range(tiny_atlas.n_regions)], axis=1)
     assert list(lf.ch_names) == names and lf.attrs["level"].startswith("vertex")
     assert np.allclose(lf.gain, expected, rtol=1e-6, atol=0)  # FIF stores float32
+
+
+def test_recordings_from_globs_and_a_bids_folder(tmp_path):
+    from lightbunny.clinical import expand_recordings
+
+    for name in ("b.edf", "a.edf", "c.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in expand_recordings([str(tmp_path / "*.edf")])] == ["a.edf", "b.edf"]
+    with pytest.raises(FileNotFoundError, match="No recording matches"):
+        expand_recordings([str(tmp_path / "*.bdf")])
+    bids = tmp_path / "bids"
+    for sub, ses in (("01", "1"), ("02", "1")):
+        d = bids / f"sub-{sub}" / f"ses-{ses}" / "eeg"
+        d.mkdir(parents=True)
+        (d / f"sub-{sub}_ses-{ses}_task-rest_eeg.edf").write_bytes(b"")
+        (d / f"sub-{sub}_ses-{ses}_task-rest_channels.tsv").write_text("name\n")
+    with pytest.raises(ValueError, match="not a BIDS dataset"):
+        expand_recordings([bids])
+    (bids / "dataset_description.json").write_text("{}")
+    found = expand_recordings([bids])
+    assert [p.name for p in found] == ["sub-01_ses-1_task-rest_eeg.edf",
+                                       "sub-02_ses-1_task-rest_eeg.edf"]
