@@ -779,6 +779,13 @@ def prepare_recording(recording, ch_names, *, sfreq: float = 500.0, l_freq: floa
             raise ValueError(f"l_freq ({l_freq} Hz) must be positive and below h_freq.")
         aligned.filter(l_freq, h_freq, picks="all", verbose="error")
         report.steps.append(f"band-pass filtered {l_freq}-{h_freq} Hz")
+        n_filter = len(mne.filter.create_filter(None, sf_in, l_freq, h_freq, verbose="error"))
+        if n_filter > aligned.n_times:  # MNE's own warning is silenced above: keep it here
+            report.warn(f"The {l_freq}-{h_freq} Hz filter ({n_filter} samples, "
+                        f"{n_filter / sf_in:.2f} s) is longer than the recording "
+                        f"({aligned.n_times} samples); distortion is likely. Filter a longer "
+                        f"recording before cutting segments, or filter the sources "
+                        f"(--source-band) and read them away from the edges.")
     if sf_in < sfreq:
         report.warn(f"The recording is sampled at {sf_in:g} Hz, below the model's {sfreq:g} Hz; "
                     f"upsampled (no content above {sf_in / 2:g} Hz).")

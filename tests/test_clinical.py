@@ -378,3 +378,16 @@ def test_recordings_from_globs_and_a_bids_folder(tmp_path):
     found = expand_recordings([bids])
     assert [p.name for p in found] == ["sub-01_ses-1_task-rest_eeg.edf",
                                        "sub-02_ses-1_task-rest_eeg.edf"]
+
+
+def test_eeg_filter_longer_than_a_1s_recording_is_reported():
+    import mne
+
+    from lightbunny.io import prepare_recording
+
+    names = ["Fp1", "Fp2", "C3", "C4", "O1", "O2", "Cz", "Pz"]
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((8, 500)),
+                          mne.create_info(names, SFREQ, "eeg"), verbose="error")
+    prep = prepare_recording(raw, names, l_freq=1.0, h_freq=30.0, units="none")
+    assert any("longer than the recording" in w for w in prep.report.warnings)
+    assert prep.report.units == "a.u." and prep.report.unit_scale == 1.0
