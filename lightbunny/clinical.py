@@ -278,7 +278,6 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
         (model -> dict, with ``average_segments``), ``results`` ((label, model) -> ImagingResult).
     """
     from .apply import image_recording, load_source_model
-    from .atlas import Atlas, load_atlas
     from .regions import coordinate_note, region_table
 
     checkpoints, methods = list(checkpoints or ()), list(methods or ())
@@ -307,7 +306,7 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
         models.append(load_source_model(c, atlas=atlas_obj, montage=montage if lf is None else None,
                                         leadfield=lf, overlap=overlap, short=short,
                                         device=device, data_dir=data_dir))
-    labels = _model_labels(models, checkpoints)
+    labels = _model_labels(models)
     regions = region_table(atlas_obj)
     inflated = inflated_atlas(atlas_obj) if figures else None
 
@@ -427,7 +426,8 @@ def _atlas_from_region_count(path):
     return None
 
 
-def _model_labels(models, checkpoints) -> list:
+def _model_labels(models) -> list:
+    """A unique label per model: its name, numbered from the second of the same name."""
     labels, seen = [], {}
     for m in models:
         base = str(m.name)
