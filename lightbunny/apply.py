@@ -596,10 +596,32 @@ class ImagingResult:
         volts = getattr(self.prepared.report, "units", "V") == "V"
         scale, unit = (1e6, "uV") if volts else (1.0, "a.u.")
         fig, ax = plt.subplots(figsize=(4, 4))
-        im, _ = mne.viz.plot_topomap(eeg[peak] * scale, info, axes=ax, show=False)
+        im, _ = mne.viz.plot_topomap(eeg[peak] * scale, info, axes=ax, show=False,
+                                     sphere=_head_sphere(info))
         fig.colorbar(im, ax=ax, shrink=0.7, label=unit)
         ax.set_title(f"input EEG ({unit}) at {self.times[peak]:.3f} s (peak GFP)", fontsize=9)
         return fig
+
+
+def _head_sphere(info):
+    """The head outline of a topomap: ``'eeglab'`` or (x, y, z, radius) in m.
+
+    With Fpz, Oz, T7 and T8 present, MNE's ``'eeglab'`` convention: the outline passes through
+    them, as clinicians expect (caps reaching below that ring, like DeepSIF's 75 channels with
+    Nz, Iz, T9/T10, would otherwise put a third of the electrodes outside the head). Otherwise
+    the sphere fitted to the positions (which may be in an atlas frame whose origin is not the
+    head centre); None (MNE's default) with fewer than 4 positions.
+    """
+    from .leadfield import fit_sphere
+
+    if {"Fpz", "Oz", "T7", "T8"} <= set(info["ch_names"]):
+        return "eeglab"
+    pos = np.array([ch["loc"][:3] for ch in info["chs"]], dtype=float)
+    pos = pos[np.isfinite(pos).all(1) & (np.abs(pos).sum(1) > 0)]
+    if len(pos) < 4:
+        return None
+    centre, radius = fit_sphere(pos)
+    return (*(float(c) for c in centre), float(radius))
 
 
 def _save_stc(stc, base: Path) -> dict:
