@@ -409,6 +409,10 @@ def _apply(args):
               f"({row['label'] or row['lobe']}, {row['hemisphere']}); "
               f"{row['n_active']} active regions")
     print(f"summary: {res['summary_md']}; wrote {len(res['rows'])} result(s) to {args.out}")
+    if res["failed"]:
+        raise ValueError(f"{len(res['failed'])} recording/model pair(s) not imaged (listed in "
+                         f"{res['summary_md']}): " + "; ".join(
+                             f"{f['recording']}: {f['error']}" for f in res["failed"][:5]))
 
 
 # ------------------------------------------------------------------------------ evaluate

@@ -275,7 +275,9 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
     -------
     dict
         ``rows`` (one per recording and model), ``summary_csv``, ``summary_md``, ``average``
-        (model -> dict, with ``average_segments``), ``results`` ((label, model) -> ImagingResult).
+        (model -> dict, with ``average_segments``), ``results`` ((label, model) -> ImagingResult),
+        ``failed`` (recordings that could not be read or imaged, with the error; with several
+        recordings they are skipped and listed, a single recording raises).
     """
     from .apply import image_recording, load_source_model
     from .regions import coordinate_note, region_table
@@ -312,12 +314,20 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
 
     # -- recordings
     items = []
+    # a recording that cannot be read or imaged is reported and skipped when there are several
+    failed = []
     for rec in recs:
-        items.extend(_recording_items(rec, sfreq=sfreq,
-                                      ch_names=ch_names,
-                                      montage=montage if ch_names is None else None,
-                                      data_dir=data_dir, variable=variable))
-    single = len(items) == 1 and len(models) == 1
+        try:
+            items.extend(_recording_items(rec, sfreq=sfreq, ch_names=ch_names,
+                                          montage=montage if ch_names is None else None,
+                                          data_dir=data_dir, variable=variable))
+        except (ValueError, FileNotFoundError, OSError) as err:
+            if len(recs) == 1:
+                raise
+            label = rec.name if isinstance(rec, Path) else type(rec).__name__
+            logger.error("%s skipped: %s", label, err)
+            failed.append({"recording": label, "model": "", "error": str(err)})
+    single = len(items) == 1 and len(models) == 1 and len(recs) == 1
     rows, results, norm_maps = [], {}, {lab: [] for lab in labels}
     for rec_label, rec in items:
         rec_dir = out if single else out / _safe(rec_label)
@@ -325,7 +335,14 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
         for model, mlabel in zip(models, labels):
             d = rec_dir if (single or len(models) == 1) else rec_dir / _safe(mlabel)
             logger.info("imaging %s with %s", rec_label, mlabel)
-            res = image_recording(rec, model, **prepare_kwargs)
+            try:
+                res = image_recording(rec, model, **prepare_kwargs)
+            except (ValueError, FileNotFoundError, OSError) as err:
+                if single:
+                    raise
+                logger.error("%s with %s skipped: %s", rec_label, mlabel, err)
+                failed.append({"recording": rec_label, "model": mlabel, "error": str(err)})
+                continue
             notes = []
             if source_band is not None:
                 filtered, notes = filter_sources(res.source, res.sfreq, source_band,
@@ -348,16 +365,19 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
             rows.append(_summary_row(info))
             per_rec[mlabel] = info
             results[(rec_label, mlabel)] = res
-        if len(models) > 1:
+        if len(per_rec) > 1:
             _write_compare(rec_dir, rec_label, per_rec)
-    summary = _write_summary(out, rows, coordinate_note(atlas_obj))
+    summary = _write_summary(out, rows, coordinate_note(atlas_obj), failed)
     average = {}
     if average_segments:
         for mlabel, maps in norm_maps.items():
+            if not maps:
+                continue
             average[mlabel] = _write_average(out / "average" / _safe(mlabel), mlabel, maps,
                                              atlas_obj, regions, n_top, figures)
         write_json(out / "average" / "average.json", average)
-    return {"rows": rows, **summary, "average": average, "results": results, "models": labels}
+    return {"rows": rows, **summary, "average": average, "results": results, "models": labels,
+            "failed": failed}
 
 
 def inflated_atlas(atlas):
@@ -475,7 +495,7 @@ def _summary_row(info) -> dict:
             "dir": info["dir"]}
 
 
-def _write_summary(out: Path, rows, coord_note) -> dict:
+def _write_summary(out: Path, rows, coord_note, failed=()) -> dict:
     fields = list(rows[0]) if rows else ["recording", "model"]
     buf = _io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
@@ -488,9 +508,14 @@ def _write_summary(out: Path, rows, coord_note) -> dict:
           f"{POWER_DEFINITION}. Active regions: {ACTIVE_RULE}. {coord_note}", "",
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    if failed:
+        md += ["", f"## Not imaged ({len(failed)})", ""]
+        md += [f"- {f['recording']}{' / ' + f['model'] if f['model'] else ''}: {f['error']}"
+               for f in failed]
     with atomic_path(out / "summary.md") as tmp:
         Path(tmp).write_text("\n".join(md) + "\n")
-    write_json(out / "summary.json", {"rows": rows, "power_definition": POWER_DEFINITION,
+    write_json(out / "summary.json", {"rows": rows, "failed": list(failed),
+                                      "power_definition": POWER_DEFINITION,
                                       "active_rule": ACTIVE_RULE, "coordinates": coord_note})
     return {"summary_csv": out / "summary.csv", "summary_md": out / "summary.md"}
 

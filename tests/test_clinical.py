@@ -148,8 +148,9 @@ def test_region_table_fsaverage994(shared_anatomy):
 
 # ------------------------------------------------------------------ the batch
 def _lf_recording(lf, region, signal):
-    """EEG (n_chans, n_times) of one region's activity through the leadfield, referenced."""
-    eeg = np.outer(lf.gain[:, region], signal)
+    """EEG (n_chans, n_times) of one region's activity through a Leadfield (or a gain array),
+    average-referenced."""
+    eeg = np.outer(getattr(lf, "gain", lf)[:, region], signal)
     return eeg - eeg.mean(0)
 
 
@@ -391,3 +392,31 @@ def test_eeg_filter_longer_than_a_1s_recording_is_reported():
     prep = prepare_recording(raw, names, l_freq=1.0, h_freq=30.0, units="none")
     assert any("longer than the recording" in w for w in prep.report.warnings)
     assert prep.report.units == "a.u." and prep.report.unit_scale == 1.0
+
+
+def test_a_bad_recording_in_a_batch_is_listed_and_the_others_imaged(tmp_path, capsys):
+    """Two good .npy recordings and a corrupt .edf: the good ones are imaged and summarised,
+    the bad one is listed with its error, and the command exits with 1 saying so."""
+    from lightbunny.cli import main
+
+    atlas = load_atlas("tvb76")
+    names = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "Fz", "Cz", "Pz"]
+    gain = np.random.default_rng(0).standard_normal((len(names), atlas.n_regions))
+    np.save(tmp_path / "gain.npy", gain)
+    for k in range(2):
+        np.save(tmp_path / f"ok{k}.npy", _lf_recording(gain, 5, _sines([7], [1.0 + k], 500)))
+    (tmp_path / "bad.edf").write_bytes(b"not an edf file at all")
+    handlers = list(logging.getLogger("lightbunny").handlers)
+    try:
+        rc = main(["apply", str(tmp_path / "ok0.npy"), str(tmp_path / "bad.edf"),
+                   str(tmp_path / "ok1.npy"), "--sfreq", "500", "--ch-names", ",".join(names),
+                   "--leadfield", str(tmp_path / "gain.npy"), "--units", "none",
+                   "--method", "sloreta", "--no-figures", "--out", str(tmp_path / "out")])
+    finally:
+        logging.getLogger("lightbunny").handlers[:] = handlers
+    err = capsys.readouterr().err
+    assert rc == 1 and "bad.edf" in err and "not imaged" in err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [r["recording"] for r in summary["rows"]] == ["ok0.npy", "ok1.npy"]
+    assert [f["recording"] for f in summary["failed"]] == ["bad.edf"]
+    assert all(r["top_region"] == atlas.region_names[5] for r in summary["rows"])
