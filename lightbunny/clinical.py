@@ -286,6 +286,9 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
     if not checkpoints and not methods:
         raise ValueError("Give at least one model: a checkpoint (--checkpoint) or a classical "
                          "method (--method).")
+    if envelope and source_band is None:
+        raise ValueError("envelope needs a source band (--source-band LO HI): the envelope is "
+                         "taken of the band-passed source time courses.")
     recs = expand_recordings(recordings)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ TINY = {
 }
 #: fsaverage994: simulate only the first regions (samples centred elsewhere are left out,
 #: ``missing_clips="skip"``; the apply stage projects its own spikes, so it needs no clip).
-FS_REGIONS = "0:16"
+FS_REGIONS = "0:8"
 
 
 def tiny_config(name: str, data_dir=None) -> dict:
