@@ -338,19 +338,31 @@ def _train(args):
 
 # ------------------------------------------------------------------------------ apply
 def _apply_args(p):
-    p.add_argument("recording", help="EEG file (.edf, .bdf, .set, .vhdr, .fif)")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", default=None, help="trained network (best.pt / last.pt)")
-    which.add_argument("--method", default=None,
-                       help="classical inverse instead: MNE, dSPM, sLORETA, eLORETA or LCMV")
+    p.add_argument("recordings", nargs="+", metavar="RECORDING",
+                   help="EEG files (.edf, .bdf, .set, .vhdr, .fif; .mat, .npy, .npz arrays with "
+                        "--sfreq and --montage or --ch-names) or glob patterns ('seg_*.mat'); "
+                        "all are imaged in one process")
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help="trained network (best.pt / last.pt); repeat for several")
+    p.add_argument("--method", default=None,
+                   help="classical inverse(s), comma-separated: MNE, dSPM, sLORETA, eLORETA, "
+                        "LCMV (with several models a comparison page is written per recording)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--atlas", default=None,
-                   help="atlas (with --method; default tvb76; with --checkpoint it must match)")
+                   help="atlas (with --method; default: the imported leadfield's by its region "
+                        "count, else tvb76; with --checkpoint it must match)")
     _add_data_dir(p)
     p.add_argument("--montage", default=None,
-                   help="with --method: leadfield montage (name or comma-separated channels; "
-                        "default standard_1020_64)")
-    p.add_argument("--leadfield", default=None, help="with --method: leadfield file (.h5)")
+                   help="montage name (e.g. deepsif75) or comma-separated channels: the "
+                        "leadfield's channels with --method, the rows of array files, electrode "
+                        "positions of a network")
+    p.add_argument("--ch-names", default=None,
+                   help="comma-separated row names of array files (instead of --montage)")
+    p.add_argument("--sfreq", type=float, default=None, help="sampling rate of array files, Hz")
+    p.add_argument("--variable", default=None, help="array name inside .mat/.npz files")
+    p.add_argument("--leadfield", default=None,
+                   help="leadfield: .h5 (lightbunny leadfield --out), or an imported .mat/.npy/"
+                        ".npz array (region- or vertex-level, detected by shape) or -fwd.fif")
     p.add_argument("--snr", type=float, default=3.0, help="classical regularisation SNR (default 3)")
     p.add_argument("--tmin", type=float, default=None, help="start of the range, s")
     p.add_argument("--tmax", type=float, default=None, help="end of the range, s")
@@ -359,16 +371,24 @@ def _apply_args(p):
                         "names")
     p.add_argument("--epoch-tmin", type=float, default=-0.5, help="epoch start around events, s")
     p.add_argument("--epoch-tmax", type=float, default=0.5, help="epoch end (excluded), s")
-    p.add_argument("--l-freq", type=float, default=None, help="high-pass edge, Hz (default none)")
-    p.add_argument("--h-freq", type=float, default=None, help="low-pass edge, Hz (default none)")
+    p.add_argument("--l-freq", type=float, default=None, help="high-pass edge of the EEG, Hz")
+    p.add_argument("--h-freq", type=float, default=None, help="low-pass edge of the EEG, Hz")
+    p.add_argument("--source-band", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="band-pass the source time courses, Hz (zero-phase FIR), before power")
+    p.add_argument("--envelope", action="store_true",
+                   help="with --source-band: take the Hilbert amplitude envelope")
+    p.add_argument("--average-segments", action="store_true",
+                   help="also average the normalised power maps over all recordings/segments")
+    p.add_argument("--n-top", type=int, default=10, help="regions listed per report (default 10)")
     p.add_argument("--missing", default="interpolate", choices=("interpolate", "zero"),
                    help="fill model channels absent from the file by spherical splines "
                         "(default) or zeros (the seed)")
     p.add_argument("--min-matched", type=float, default=0.25,
                    help="fewest model channels the file must supply: a fraction (<= 1) or a "
                         "count (default 0.25)")
-    p.add_argument("--units", default="auto", choices=("auto", "V"),
-                   help="auto: detect uV/mV stored as V by amplitude (default); V: trust the file")
+    p.add_argument("--units", default="auto", choices=("auto", "V", "uV", "none"),
+                   help="auto: detect uV/mV stored as V by amplitude (default); V or uV: the "
+                        "values' unit; none: scale-free data (no unit check, shown as a.u.)")
     p.add_argument("--overlap", type=float, default=0.5,
                    help="window overlap of a network, fraction (default 0.5)")
     p.add_argument("--short", default="pad", choices=("pad", "error"),
@@ -377,30 +397,44 @@ def _apply_args(p):
     p.add_argument("--no-figures", action="store_true", help="do not draw the PNG figures")
 
 
-@command("apply", "image a real EEG recording with a trained network or a classical method")(
+@command("apply", "image real EEG recordings with trained networks or classical methods")(
     _apply_args)
 def _apply(args):
-    from .apply import run_apply
+    from .clinical import apply_many
 
+    if not args.checkpoint and not args.method:
+        raise ValueError("give --checkpoint (a trained network) or --method (a classical "
+                         "inverse such as sLORETA)")
     montage = args.montage.split(",") if args.montage and "," in args.montage else args.montage
     min_matched = int(args.min_matched) if args.min_matched > 1 else args.min_matched
-    result = run_apply(args.recording, args.out, checkpoint=args.checkpoint, method=args.method,
-                       atlas=args.atlas, montage=montage, leadfield=args.leadfield, snr=args.snr,
-                       overlap=args.overlap, short=args.short, device=args.device,
-                       data_dir=args.data_dir, figures=not args.no_figures, tmin=args.tmin,
-                       tmax=args.tmax, events=args.events, epoch_tmin=args.epoch_tmin,
-                       epoch_tmax=args.epoch_tmax, l_freq=args.l_freq, h_freq=args.h_freq,
-                       missing=args.missing, min_matched=min_matched, units=args.units)
-    p = result.prepared
-    print(f"{result.model.get('name')} on {p.source}: {result.source.shape[0]} samples at "
-          f"{p.sfreq:g} Hz x {result.source.shape[1]} regions ({p.kind}"
-          f"{f', {p.n_averaged} epochs averaged' if p.n_averaged > 1 else ''})")
-    for line in p.report.summary().splitlines():
-        print(f"  {line}")
-    report = json.loads(result.paths["report"].read_text())
-    top = ", ".join(f"{r['name']} ({r['index']})" for r in report["top_regions"])
-    print(f"  most active regions: {top}")
-    print(f"wrote {len(result.paths)} files to {args.out}")
+    methods = [m.strip() for m in args.method.split(",") if m.strip()] if args.method else []
+    res = apply_many(args.recordings, args.out, checkpoints=args.checkpoint, methods=methods,
+                     atlas=args.atlas, montage=montage, leadfield=args.leadfield,
+                     data_dir=args.data_dir, sfreq=args.sfreq,
+                     ch_names=args.ch_names.split(",") if args.ch_names else None,
+                     variable=args.variable, source_band=args.source_band,
+                     envelope=args.envelope, average_segments=args.average_segments,
+                     snr=args.snr, overlap=args.overlap, short=args.short, device=args.device,
+                     figures=not args.no_figures, n_top=args.n_top, tmin=args.tmin,
+                     tmax=args.tmax, events=args.events, epoch_tmin=args.epoch_tmin,
+                     epoch_tmax=args.epoch_tmax, l_freq=args.l_freq, h_freq=args.h_freq,
+                     missing=args.missing, min_matched=min_matched, units=args.units)
+    for (label, model), result in res["results"].items():
+        p = result.prepared
+        print(f"{model} on {label}: {result.source.shape[0]} samples at {p.sfreq:g} Hz x "
+              f"{result.source.shape[1]} regions ({p.kind}"
+              f"{f', {p.n_averaged} epochs averaged' if p.n_averaged > 1 else ''})")
+        for line in p.report.summary().splitlines():
+            print(f"  {line}")
+    for row in res["rows"]:
+        print(f"  {row['recording']} / {row['model']}: most active {row['top_region']} "
+              f"({row['label'] or row['lobe']}, {row['hemisphere']}); "
+              f"{row['n_active']} active regions")
+    print(f"summary: {res['summary_md']}; wrote {len(res['rows'])} result(s) to {args.out}")
+    if res["failed"]:
+        raise ValueError(f"{len(res['failed'])} recording/model pair(s) not imaged (listed in "
+                         f"{res['summary_md']}): " + "; ".join(
+                             f"{f['recording']}: {f['error']}" for f in res["failed"][:5]))
 
 
 # ------------------------------------------------------------------------------ evaluate

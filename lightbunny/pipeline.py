@@ -252,8 +252,19 @@ def _evaluate_stage(cfg, atlas, bank, leadfield, paths, out: Path, progress: boo
                    methods=ev["methods"], checkpoints=[paths["checkpoint"]], snrs=ev["snrs"],
                    n_samples=ev["n_samples"], seed=int(cfg["pipeline"]["seed"]) + 1,
                    device="cpu", progress=progress,
-                   dataset_kwargs={"missing_clips": "skip", **cfg["dataset"], **ev["dataset"]})
+                   dataset_kwargs=_evaluation_dataset_kwargs(cfg))
     return out, res["summary"]
+
+
+def _evaluation_dataset_kwargs(cfg) -> dict:
+    """Dataset options of the evaluation: ``[dataset]`` then ``[evaluate] dataset``, without
+    ``snr_db`` (the evaluation sets the SNR itself, one value per row of ``[evaluate] snrs``;
+    passing the training range as well raised "multiple values for keyword argument 'snr_db'")."""
+    kwargs = {"missing_clips": "skip", **cfg["dataset"], **cfg["evaluate"]["dataset"]}
+    if "snr_db" in kwargs:
+        logger.info("evaluation: [dataset] snr_db %s is the training range; the evaluation uses "
+                    "[evaluate] snrs %s", kwargs.pop("snr_db"), cfg["evaluate"]["snrs"])
+    return kwargs
 
 
 def simulate_recording(leadfield, region: int, *, sfreq: float = 256.0, seconds: float = 4.0,
@@ -305,8 +316,8 @@ def _apply_stage(cfg, atlas, leadfield, checkpoint, out: Path) -> dict:
             mne.export.export_raw(tmp, raw, fmt="edf", overwrite=True, verbose="error")
     results = {"recording": edf, "true_region": region}
     for label, kw in (("network", {"checkpoint": checkpoint}), ("sloreta", {"method": "sLORETA"})):
-        res = run_apply(edf, out / label, atlas=atlas if label == "sloreta" else None,
-                        leadfield=leadfield if label == "sloreta" else None, **kw)
+        # the leadfield also gives the network its electrode positions (interpolation, topomap)
+        res = run_apply(edf, out / label, atlas=atlas, leadfield=leadfield, **kw)
         top = [int(r) for r in res.top_regions(3)]
         results[label] = {"dir": out / label, "top_regions": top,
                           "top_names": [atlas.region_names[r] for r in top],
