@@ -406,51 +406,16 @@ def _leadfield_channels(ch_names, montage, data_dir, path):
 def _from_forward(path: Path, atlas):
     import mne
 
-    from .leadfield import Leadfield
-
     fwd = mne.read_forward_solution(path, verbose="error")
     with mne.use_log_level("error"):
         fwd = mne.pick_types_forward(fwd, meg=False, eeg=True)
     if len(fwd["src"]) == 1 and fwd["src"][0]["type"] in ("vol", "discrete"):
         return _from_discrete_forward(path, fwd, atlas)
-    try:
-        fwd = mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True, use_cps=True,
-                                           verbose="error")
-    except Exception as err:
-        raise ValueError(f"{path}: cannot make a fixed-orientation forward (it needs a surface "
-                         f"source space): {err}") from None
-    src = fwd["src"]
-    if len(src) == 1 and src[0]["type"] in ("vol", "discrete"):
-        return _from_discrete_forward(path, fwd, atlas)
-    if len(src) != 2 or any(s["type"] != "surf" for s in src):
-        raise ValueError(f"{path}: the forward solution must be on a two-hemisphere surface "
-                         f"source space, or on one discrete source space of the atlas's "
-                         f"{atlas.n_vertices} vertices.")
-    n_left = _left_count(atlas)
-    if src[0]["np"] != n_left or src[1]["np"] != atlas.n_vertices - n_left:
-        raise ValueError(f"{path}: its source surfaces have {src[0]['np']} + {src[1]['np']} "
-                         f"vertices; atlas {atlas.name!r} has {n_left} + "
-                         f"{atlas.n_vertices - n_left}. Compute it on the atlas cortex "
-                         f"(fsaverage ico-5 for fsaverage994).")
-    verts = np.concatenate([src[0]["vertno"], src[1]["vertno"] + n_left])
-    gain = region_sum(fwd["sol"]["data"], atlas.vertex_region[verts], atlas.n_regions)
-    empty = np.flatnonzero(np.bincount(atlas.vertex_region[verts], minlength=atlas.n_regions) == 0)
-    if len(empty):
-        logger.warning("%s: %d region(s) have no source vertex in the forward solution; their "
-                       "columns are zero: %s", path, len(empty), empty[:20].tolist())
-    info = fwd["info"]
-    names = list(info["ch_names"])
-    pos = np.array([ch["loc"][:3] for ch in info["chs"]]) * 1000.0
-    logger.info("%s: vertex-level forward solution (%d channels x %d vertices used of %d) "
-                "summed to %d regions", path, len(names), len(verts), atlas.n_vertices,
-                atlas.n_regions)
-    return Leadfield(gain=np.ascontiguousarray(gain), ch_names=tuple(names),
-                     atlas_name=atlas.name, montage="forward", head_model="imported",
-                     orientation="normal", ch_pos=pos,
-                     attrs={"source_file": str(path), "level": "vertex (mne forward, fixed "
-                            "along the surface normal)", "n_vertices_used": int(len(verts)),
-                            "regions_without_vertices": empty.tolist(),
-                            "units": "V/(A*m)", "ch_pos_frame": "MNE head frame (mm)"})
+    # a surface source space: mapped onto the atlas by the package's forward import (fsaverage
+    # vertex numbers, or a subject's sphere.reg), free orientations projected on the normals
+    from .leadfield import make_leadfield
+
+    return make_leadfield(atlas, forward=fwd)
 
 
 def _from_discrete_forward(path, fwd, atlas):

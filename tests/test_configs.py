@@ -38,6 +38,9 @@ def tiny_config(name: str, data_dir=None) -> dict:
         # simulated regions, and the training set would be empty
         cfg["sources"]["n_sources"] = 1
         cfg["evaluate"]["n_samples"] = 4
+        # the sphere head: the fsaverage BEM (the default) costs minutes to solve in this
+        # test's fresh cache and has its own tests (tests/test_headmodel.py)
+        cfg["pipeline"]["head_model"] = "sphere"
     return cfg
 
 
