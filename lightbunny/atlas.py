@@ -697,6 +697,14 @@ def load_fsaverage994(data_dir=None) -> Atlas:
     for region, node in FSAVERAGE994_REMAP.items():
         region_to_node[region] = node
     hemi = np.r_[np.zeros(n_left, np.int8), np.ones(len(right.coordinates), np.int8)]
+    # region centres on the inflated cortex (nilearn's fsaverage5 inflated mesh is DeepSIF's
+    # fs_cortex_20k_inflated.mat 'pos', and the mean of each region's vertices on it is that
+    # file's 'centre', both checked to 0.0): the original grows patches in their directions
+    inflated = np.vstack([surface.load_surf_mesh(fs[f"infl_{h}"]).coordinates
+                          for h in ("left", "right")]).astype(np.float64)
+    inflated_centres = np.zeros((int(mapping.max()) + 1, 3))
+    np.add.at(inflated_centres, mapping, inflated)
+    inflated_centres /= np.bincount(mapping, minlength=len(inflated_centres))[:, None]
     names = [f"{conn['names'][n]}_{k}" for k, n in enumerate(region_to_node)]
     renamed = {}
     for r, name in enumerate(names):  # see FSAVERAGE994_RENAMED
@@ -716,6 +724,7 @@ def load_fsaverage994(data_dir=None) -> Atlas:
             "frame": "RAS mm (fsaverage surface RAS, approximately MNI305)",
             "vertex_hemisphere": hemi,
             "seed_adjacency": seed_adj,
+            "inflated_centres": inflated_centres,
             "data_dir": str(root),
             "renamed_regions": renamed,
         },
