@@ -397,6 +397,48 @@ def read_tvb_connectivity(zpath) -> dict:
     }
 
 
+#: Full names of tvb76's region abbreviations (without the l/r hemisphere prefix). Source: the
+#: region ontology shipped with tvb-data (``tvb_data/brco/tvb-brco.xml``, TVBTerm labels, the
+#: regional map of Koetter & Wanke 2005). IA, PMCM and CC have no term there: IA and PMCM are
+#: named by analogy with the ontology's IP (posterior insula) and PMCdl/PMCvl; CC is a
+#: midline region (x = +-2 mm) bordering every cingulate part, the hippocampus and the
+#: amygdala, read here as the medial wall at the corpus callosum.
+TVB76_REGION_NAMES = {
+    "A1": "primary auditory cortex", "A2": "secondary auditory cortex", "AMYG": "amygdala",
+    "CC": "medial wall at the corpus callosum", "CCA": "anterior cingulate gyrus",
+    "CCP": "posterior cingulate gyrus", "CCR": "retrosplenial cingulate gyrus",
+    "CCS": "subgenual cingulate gyrus", "FEF": "frontal eye field", "G": "gustatory cortex",
+    "HC": "hippocampal cortex", "IA": "anterior insula", "IP": "posterior insula",
+    "M1": "primary motor area", "PCI": "inferior parietal cortex",
+    "PCIP": "cortex of the intraparietal sulcus", "PCM": "medial parietal cortex (precuneus)",
+    "PCS": "superior parietal cortex", "PFCCL": "centrolateral prefrontal cortex",
+    "PFCDL": "dorsolateral prefrontal cortex", "PFCDM": "dorsomedial prefrontal cortex",
+    "PFCM": "medial prefrontal cortex", "PFCORB": "orbital prefrontal cortex",
+    "PFCPOL": "prefrontal pole", "PFCVL": "ventrolateral prefrontal cortex",
+    "PHC": "parahippocampal cortex", "PMCDL": "dorsolateral premotor cortex",
+    "PMCM": "medial premotor cortex", "PMCVL": "ventrolateral premotor cortex",
+    "S1": "primary somatosensory cortex", "S2": "secondary somatosensory cortex",
+    "TCC": "central temporal cortex", "TCI": "inferior temporal cortex",
+    "TCPOL": "temporal pole", "TCS": "superior temporal cortex", "TCV": "ventral temporal cortex",
+    "V1": "primary visual cortex", "V2": "secondary visual cortex",
+}
+
+
+def describe_region(name: str) -> str:
+    """The full name of a region label, e.g. ``'lTCS'`` -> ``'left superior temporal cortex'``.
+
+    Knows tvb76's labels (:data:`TVB76_REGION_NAMES`); any other label is returned unchanged.
+
+    >>> describe_region("rPFCDL")
+    'right dorsolateral prefrontal cortex'
+    >>> describe_region("region_3")
+    'region_3'
+    """
+    side = {"l": "left", "r": "right"}.get(name[:1])
+    full = TVB76_REGION_NAMES.get(name[1:]) if side else None
+    return f"{side} {full}" if full else name
+
+
 def load_tvb76() -> Atlas:
     """The embedded default atlas: tvb-data's 76-region connectome on its 16k-vertex cortex.
 
