@@ -292,9 +292,10 @@ def _train_args(p):
     p.add_argument("--deterministic", action="store_true",
                    help="torch deterministic algorithms (exact resume on GPU; slower)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--missing-clips", default="skip", choices=("skip", "raise"),
-                   help="samples whose centre region has no spike clip in the split: leave them "
-                        "out with a warning (default) or stop with an error")
+    p.add_argument("--missing-clips", default="neighbour", choices=("neighbour", "skip", "raise"),
+                   help="samples whose centre region has no spike clip in the split: use the "
+                        "clips of the nearest region of its patch that has some (default), "
+                        "leave them out with a warning, or stop with an error")
 
 
 @command("train", "train a network on synthetic (EEG, source) pairs; checkpoints each epoch")(
@@ -429,8 +430,9 @@ def _evaluate_args(p):
     p.add_argument("--recipe", default="lightbunny", choices=("lightbunny", "seed"),
                    help="how samples are mixed (see lightbunny.dataset)")
     p.add_argument("--device", default="cpu", help="torch device of the checkpoints")
-    p.add_argument("--missing-clips", default="skip", choices=("skip", "raise"),
-                   help="test samples whose centre region has no clip: leave out or stop")
+    p.add_argument("--missing-clips", default="neighbour", choices=("neighbour", "skip", "raise"),
+                   help="test samples whose centre region has no clip: borrow the nearest "
+                        "patch region's clips (default), leave out, or stop")
     p.add_argument("--out", required=True, help="output folder for the report")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

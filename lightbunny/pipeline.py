@@ -201,7 +201,7 @@ def _sources_stage(cfg, atlas, out: Path, progress: bool) -> dict:
 def _dataset(sources, bank, leadfield, cfg, **extra):
     from .dataset import make_dataset
 
-    kwargs = {"seed": int(cfg["pipeline"]["seed"]), "missing_clips": "skip",
+    kwargs = {"seed": int(cfg["pipeline"]["seed"]), "missing_clips": "neighbour",
               **cfg["dataset"], **extra}
     return make_dataset(sources, bank, leadfield, **kwargs)
 
@@ -252,7 +252,7 @@ def _evaluate_stage(cfg, atlas, bank, leadfield, paths, out: Path, progress: boo
                    methods=ev["methods"], checkpoints=[paths["checkpoint"]], snrs=ev["snrs"],
                    n_samples=ev["n_samples"], seed=int(cfg["pipeline"]["seed"]) + 1,
                    device="cpu", progress=progress,
-                   dataset_kwargs={"missing_clips": "skip", **cfg["dataset"], **ev["dataset"]})
+                   dataset_kwargs={"missing_clips": "neighbour", **cfg["dataset"], **ev["dataset"]})
     return out, res["summary"]
 
 
