@@ -56,9 +56,10 @@ def plot_cortex(atlas: Atlas, region_values, *, views=("left lateral", "right la
                 ambient: float = 0.6):
     """Draw one value per region on the cortex mesh, from several views.
 
-    Each view is an orthographic projection drawn in 2D (faces sorted far to near), which is
-    much faster than matplotlib's 3D axes; faces are shaded by how directly they face the
-    viewer, never darker than ``ambient`` so colours stay readable on medial views.
+    Each view is an orthographic projection drawn in 2D: faces turned away from the viewer
+    (by the atlas' outward normals) are left out and the rest drawn far to near. Faces are
+    shaded by how directly they face the viewer, never darker than ``ambient`` so colours stay
+    readable on medial views.
 
     Parameters
     ----------
@@ -106,6 +107,7 @@ def plot_cortex(atlas: Atlas, region_values, *, views=("left lateral", "right la
     p = verts[tri]
     normal = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
     normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
+    outward = np.asarray(atlas.normals, dtype=float)[tri].mean(1)  # per face, from the atlas
     fig = fig or plt.figure(figsize=(3.2 * len(views), 3.4))
     axes = []
     for i, view in enumerate(views):
@@ -113,6 +115,7 @@ def plot_cortex(atlas: Atlas, region_values, *, views=("left lateral", "right la
         eye, right, up = _view_frame(elev, azim)
         ax = fig.add_subplot(1, len(views), i + 1)
         keep = np.ones(len(tri), bool) if hemi is None else face_hemi == hemi
+        keep &= outward @ eye > -0.1  # back faces are hidden behind front ones: skip them
         idx = np.flatnonzero(keep)
         depth = p[idx].mean(1) @ eye
         idx = idx[np.argsort(depth)]  # far faces first, near faces drawn over them
@@ -120,7 +123,8 @@ def plot_cortex(atlas: Atlas, region_values, *, views=("left lateral", "right la
         light = ambient + (1.0 - ambient) * np.abs(normal[idx] @ eye)
         rgba = colours[idx].copy()
         rgba[:, :3] *= light[:, None]
-        ax.add_collection(PolyCollection(xy, facecolors=rgba, edgecolors=rgba, linewidths=0.3))
+        ax.add_collection(PolyCollection(xy, facecolors=rgba, edgecolors="none",
+                                         antialiaseds=False), autolim=False)
         all_xy = np.stack([verts @ right, verts @ up], axis=-1)  # same scale in every view
         lo, hi = all_xy.min(0), all_xy.max(0)
         ax.set_xlim(lo[0], hi[0]), ax.set_ylim(lo[1], hi[1])

@@ -13,20 +13,21 @@ from lightbunny.viz import plot_cortex, plot_timecourses, region_label  # noqa: 
 
 def test_cortex_views_colour_bar_and_light_shading(tiny_atlas):
     values = np.linspace(0.0, 1.0, tiny_atlas.n_regions)
-    fig = plot_cortex(tiny_atlas, values, views=("left lateral", "right medial"), cmap="Reds",
+    fig = plot_cortex(tiny_atlas, values, views=("left lateral", "right lateral"), cmap="Reds",
                       symmetric=False, cbar_label="power / max (normalised)", ambient=0.6)
     labels = [ax.get_ylabel() for ax in fig.axes]
     assert "power / max (normalised)" in labels  # the colour bar says what it measures
-    views = [ax for ax in fig.axes if ax.get_title() in ("left lateral", "right medial")]
+    views = [ax for ax in fig.axes if ax.get_title() in ("left lateral", "right lateral")]
     assert len(views) == 2
     hemi = tiny_atlas.vertex_hemisphere[tiny_atlas.triangles[:, 0]]
     for ax, h in zip(views, (0, 1)):
         (coll,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
-        assert len(coll.get_facecolors()) == int((hemi == h).sum())  # one hemisphere per view
+        # one hemisphere per view, its faces turned away from the viewer left out
+        assert 0.3 * (hemi == h).sum() < len(coll.get_facecolors()) < (hemi == h).sum()
     # shading never darkens a face below `ambient` times its colour: on a blank map (the
     # palest colour of the map everywhere) every face stays light, and faces seen head-on are
     # brighter than faces seen edge-on
-    fig = plot_cortex(tiny_atlas, np.zeros(tiny_atlas.n_regions), views=("left medial",),
+    fig = plot_cortex(tiny_atlas, np.zeros(tiny_atlas.n_regions), views=("left lateral",),
                       cmap="Greys", symmetric=False, ambient=0.6)
     (coll,) = [c for ax in fig.axes for c in ax.collections if isinstance(c, PolyCollection)]
     grey = coll.get_facecolors()[:, 0]
