@@ -85,7 +85,7 @@ def test_readme_train_command_states_its_epochs():
     trains = [line for line, argv in _readme_commands() if argv[:1] == ["train"] and
               "..." not in line]
     assert trains and all("--epochs" in line for line in trains)
-    assert f"{default} epochs" in text  # and the default is named
+    assert f"`train` defaults to {default} epochs" in text  # and the default is named
 
 
 def test_cheap_readme_commands_run(capsys, one_thread):
