@@ -25,16 +25,24 @@ def tiny_atlas():
     return make_synthetic_atlas(n_regions=8, n_vertices=300, seed=0)
 
 
+def find_anatomy():
+    """The first of :func:`anatomy_candidates` holding the fsaverage994 files, or None."""
+    for folder in anatomy_candidates():
+        if (folder / "fs_cortex_20k_region_mapping.mat").exists():
+            return folder
+    return None
+
+
 @pytest.fixture(scope="session")
 def shared_anatomy():
     """Folder of the fsaverage994 files (``$LIGHTBUNNY_DATA``, then the shared anatomy);
     skips the test where neither holds them."""
-    for folder in anatomy_candidates():
-        if (folder / "fs_cortex_20k_region_mapping.mat").exists():
-            return folder
-    pytest.skip("fsaverage994 anatomy not found in "
-                + " or ".join(str(p) for p in anatomy_candidates())
-                + " (set LIGHTBUNNY_DATA to a folder made by `lightbunny fetch`)")
+    folder = find_anatomy()
+    if folder is None:
+        pytest.skip("fsaverage994 anatomy not found in "
+                    + " or ".join(str(p) for p in anatomy_candidates())
+                    + " (set LIGHTBUNNY_DATA to a folder made by `lightbunny fetch`)")
+    return folder
 
 
 @pytest.fixture
