@@ -266,12 +266,14 @@ def _train_args(p):
                    choices=("mse", "l1", "smooth_l1", "balanced_mse", "cosine"),
                    help="loss (default: the recipe's, balanced_mse or seed mse)")
     p.add_argument("--cosine-weight", type=float, default=None,
-                   help="weight of the cosine loss term (default: the recipe's, lightbunny 1, seed 0)")
-    p.add_argument("--warmup-epochs", type=float, default=None,
-                   help="linear learning-rate warm-up, in epochs (default: the recipe's, lightbunny 1, "
+                   help="weight of the cosine loss term (default: the recipe's, lightbunny 1, "
                         "seed 0)")
+    p.add_argument("--warmup-epochs", type=float, default=None,
+                   help="linear learning-rate warm-up, in epochs (default: the recipe's, "
+                        "lightbunny 1, seed 0)")
     p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
-                   help="after the warm-up (default: the recipe's, lightbunny cosine, seed constant)")
+                   help="after the warm-up (default: the recipe's, lightbunny cosine, seed "
+                        "constant)")
     p.add_argument("--min-lr-ratio", type=float, default=None,
                    help="final learning rate of the cosine schedule / --lr (default: the recipe's, "
                         "lightbunny 0.05)")
@@ -504,7 +506,8 @@ def _quickstart(args):
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="lightbunny", description="Deep-learning EEG source imaging.",
+    parser = argparse.ArgumentParser(prog="lightbunny",
+                                     description="Deep-learning EEG source imaging.",
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"lightbunny {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

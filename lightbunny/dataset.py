@@ -563,8 +563,8 @@ class SyntheticEEGDataset(_TorchDataset):
                     self._donor[r] = q
                     borrowed[r] = q
             if borrowed:
-                _log_once(logging.INFO, "%d centre regions of the %s sources file (%s) have no clip "
-                          "in the spike bank's %r clip set; they use their nearest patch "
+                _log_once(logging.INFO, "%d centre regions of the %s sources file (%s) have no "
+                          "clip in the spike bank's %r clip set; they use their nearest patch "
                           "neighbour's %s clips: %s", len(borrowed), sources.split,
                           sources.atlas_name, self.clip_split, self.clip_split,
                           ", ".join(f"{r}<-{q}" for r, q in borrowed.items()))

@@ -339,8 +339,8 @@ def _example_figures(atlas, example, methods, index, snr, fig_dir: Path, *,
             else:
                 ax.plot(times, y, lw=1.2, ls=styles[(j - 1) % len(styles)], label=name,
                         zorder=2)
-        ax.set_title(f"sample {index}, {snr:g} dB, region {c}\n{region_label(atlas.region_names[c])}",
-                     fontsize=9)
+        label = region_label(atlas.region_names[c])
+        ax.set_title(f"sample {index}, {snr:g} dB, region {c}\n{label}", fontsize=9)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("activity / max |activity| (normalised)", fontsize=8)
     axes[0][0].legend(fontsize=7)

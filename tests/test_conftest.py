@@ -8,7 +8,8 @@ import pytest
 
 @pytest.fixture
 def conftest():
-    spec = importlib.util.spec_from_file_location("_conftest", Path(__file__).with_name("conftest.py"))
+    path = Path(__file__).with_name("conftest.py")
+    spec = importlib.util.spec_from_file_location("_conftest", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
