@@ -550,7 +550,7 @@ def check_data_dir(data_dir=None, files=FSAVERAGE994_REQUIRED, verify: bool = Fa
 
 
 def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=None,
-                       overwrite: bool = False) -> Path:
+                       overwrite: bool = False, progress: bool = True) -> Path:
     """Download the fsaverage994 anatomy files from the DeepSIF repository and check sha256.
 
     Parameters
@@ -564,6 +564,8 @@ def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=Non
         Subset of :data:`DEEPSIF_FILES` (default: all).
     overwrite : bool
         Download again files that are already present with the right checksum.
+    progress : bool
+        Show a progress bar over the files.
 
     Returns
     -------
@@ -579,7 +581,7 @@ def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=Non
     names = list(DEEPSIF_FILES) if files is None else list(files)
     for name in names:
         check_option("file", name, DEEPSIF_FILES)
-    for name in tqdm(names, desc="fetch fsaverage994", unit="file"):
+    for name in tqdm(names, desc="fetch fsaverage994", unit="file", disable=not progress):
         commit, sha = DEEPSIF_FILES[name]
         dest = root / name
         if dest.is_file() and not overwrite and _sha256(dest) == sha:

@@ -120,13 +120,15 @@ def _fetch_args(p):
     p.add_argument("--url", default=None,
                    help="URL template with {commit} and {path} (default: the pinned DeepSIF "
                         "commits on GitHub; a file:// template copies from a local mirror)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 @command("fetch", "download the fsaverage994 anatomy files (pinned DeepSIF commit, sha256 checked)")(_fetch_args)
 def _fetch(args):
     from .atlas import DEEPSIF_URL, fetch_fsaverage994
 
-    root = fetch_fsaverage994(args.data_dir, url_template=args.url or DEEPSIF_URL)
+    root = fetch_fsaverage994(args.data_dir, url_template=args.url or DEEPSIF_URL,
+                              progress=not args.no_progress)
     print(f"fsaverage994 files ready in {root}")
 
 

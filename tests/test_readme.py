@@ -110,5 +110,5 @@ def test_cheap_readme_commands_run(capsys, one_thread):
 
 def test_long_commands_have_no_progress():
     _, subs = _subparsers()
-    for name in ("simulate", "sources", "train", "evaluate", "run", "quickstart"):
+    for name in ("fetch", "simulate", "sources", "train", "evaluate", "run", "quickstart"):
         assert any("--no-progress" in a.option_strings for a in subs[name]._actions), name
