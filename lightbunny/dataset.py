@@ -581,8 +581,10 @@ class SyntheticEEGDataset(_TorchDataset):
                 raise ValueError(msg + "; simulate those regions, or pass missing_clips="
                                        "'neighbour' to use a neighbouring region's clips, or "
                                        "'skip' to drop their samples.")
-            _log_once(logging.WARNING, "%s; dropping those samples (missing_clips='neighbour' "
-                      "keeps them with a neighbouring region's clips).", msg)
+            hint = ("the seed recipe copies whole clips, so no neighbour's can stand in"
+                    if recipe == "seed" else
+                    "missing_clips='neighbour' keeps them with a neighbouring region's clips")
+            _log_once(logging.WARNING, "%s; dropping those samples (%s).", msg, hint)
             keep = keep[~bad]
         self._samples = read_only(keep)
         n_set = np.zeros(self.n_regions, dtype=np.int64)
