@@ -286,6 +286,9 @@ def test_regions_without_clips_borrow_the_nearest_patch_neighbours_clips(atlas, 
     np.testing.assert_allclose(parts["background_eeg"][0].numpy(), bg, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="missing_clips='neighbour'"):
         SyntheticEEGDataset(src, partial, lf, snr_db=None, clip_split="train")
+    # the seed recipe copies whole clips (the neighbour's own spike would stay in them): skip
+    seed = SyntheticEEGDataset(src, partial, lf, recipe="seed", **kw)
+    assert len(seed) == 0 and seed.clip_donors == {}
 
 
 def test_leadfield_object_and_real_noise_file(atlas, sources, bank, gain, shared_anatomy):
