@@ -557,22 +557,21 @@ class ImagingResult:
 
     def plot(self, atlas, out_dir, *, n_top: int = 5) -> dict:
         """Power map on the cortex, top-region time courses, and a topomap of the input."""
-        from .viz import _mpl, plot_cortex, save_figure
+        from .viz import _mpl, plot_cortex, plot_timecourses, save_figure
 
         plt = _mpl()
         out = Path(out_dir)
         paths = {}
-        fig = plot_cortex(atlas, self.region_power(), cmap="YlOrRd", symmetric=False,
-                          title=f"{self.model.get('name')}: mean power per region")
+        power = self.region_power()
+        fig = plot_cortex(atlas, power / (power.max() or 1.0), cmap="YlOrRd", symmetric=False,
+                          title=f"{self.model.get('name')}: mean power per region",
+                          cbar_label="power / max (normalised)")
         paths["power_map"] = save_figure(fig, out / OUTPUT_FILES["power_map"], dpi=100)
-        fig, ax = plt.subplots(figsize=(8, 3.5))
-        for i in self.top_regions(n_top):
-            ax.plot(self.times, self.source[:, i], lw=0.8, label=atlas.region_names[i])
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel(self.units)
-        ax.set_title(f"{n_top} most active regions")
-        ax.legend(fontsize=7, loc="upper right")
-        fig.tight_layout()
+        top = self.top_regions(n_top)
+        kind = "network output" if self.model.get("kind") == "network" else self.model.get("name")
+        fig = plot_timecourses(self.times, self.source[:, top],
+                               [atlas.region_names[i] for i in top], ylabel=f"{kind} (a.u.)",
+                               title=f"{len(top)} most active regions")
         paths["timecourses"] = save_figure(fig, out / OUTPUT_FILES["timecourses"], dpi=100)
         topo = self.plot_topomap(plt)
         if topo is not None:
@@ -592,14 +591,14 @@ class ImagingResult:
             return None
         eeg = self.prepared.eeg
         peak = int(np.argmax(eeg.std(axis=1)))
-        # scale-free data (units='none') are shown as they are, in a.u.; volts as uV
+        # scale-free data (units='none') are shown as they are, in a.u.; volts as µV
         volts = getattr(self.prepared.report, "units", "V") == "V"
-        scale, unit = (1e6, "uV") if volts else (1.0, "a.u.")
-        fig, ax = plt.subplots(figsize=(4, 4))
+        scale, unit = (1e6, "µV") if volts else (1.0, "a.u.")
+        fig, ax = plt.subplots(figsize=(4.6, 4))
         im, _ = mne.viz.plot_topomap(eeg[peak] * scale, info, axes=ax, show=False,
                                      sphere=_head_sphere(info))
-        fig.colorbar(im, ax=ax, shrink=0.7, label=unit)
-        ax.set_title(f"input EEG ({unit}) at {self.times[peak]:.3f} s (peak GFP)", fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f"EEG, average reference ({unit})")
+        ax.set_title(f"input EEG at {self.times[peak]:.3f} s (peak GFP)", fontsize=9)
         return fig
 
 

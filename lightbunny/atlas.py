@@ -488,6 +488,48 @@ def read_tvb_connectivity(zpath) -> dict:
     }
 
 
+#: Full names of tvb76's region abbreviations (without the l/r hemisphere prefix). Source: the
+#: region ontology shipped with tvb-data (``tvb_data/brco/tvb-brco.xml``, TVBTerm labels, the
+#: regional map of Koetter & Wanke 2005). IA, PMCM and CC have no term there: IA and PMCM are
+#: named by analogy with the ontology's IP (posterior insula) and PMCdl/PMCvl; CC is a
+#: midline region (x = +-2 mm) bordering every cingulate part, the hippocampus and the
+#: amygdala, read here as the medial wall at the corpus callosum.
+TVB76_REGION_NAMES = {
+    "A1": "primary auditory cortex", "A2": "secondary auditory cortex", "AMYG": "amygdala",
+    "CC": "medial wall at the corpus callosum", "CCA": "anterior cingulate gyrus",
+    "CCP": "posterior cingulate gyrus", "CCR": "retrosplenial cingulate gyrus",
+    "CCS": "subgenual cingulate gyrus", "FEF": "frontal eye field", "G": "gustatory cortex",
+    "HC": "hippocampal cortex", "IA": "anterior insula", "IP": "posterior insula",
+    "M1": "primary motor area", "PCI": "inferior parietal cortex",
+    "PCIP": "cortex of the intraparietal sulcus", "PCM": "medial parietal cortex (precuneus)",
+    "PCS": "superior parietal cortex", "PFCCL": "centrolateral prefrontal cortex",
+    "PFCDL": "dorsolateral prefrontal cortex", "PFCDM": "dorsomedial prefrontal cortex",
+    "PFCM": "medial prefrontal cortex", "PFCORB": "orbital prefrontal cortex",
+    "PFCPOL": "prefrontal pole", "PFCVL": "ventrolateral prefrontal cortex",
+    "PHC": "parahippocampal cortex", "PMCDL": "dorsolateral premotor cortex",
+    "PMCM": "medial premotor cortex", "PMCVL": "ventrolateral premotor cortex",
+    "S1": "primary somatosensory cortex", "S2": "secondary somatosensory cortex",
+    "TCC": "central temporal cortex", "TCI": "inferior temporal cortex",
+    "TCPOL": "temporal pole", "TCS": "superior temporal cortex", "TCV": "ventral temporal cortex",
+    "V1": "primary visual cortex", "V2": "secondary visual cortex",
+}
+
+
+def describe_region(name: str) -> str:
+    """The full name of a region label, e.g. ``'lTCS'`` -> ``'left superior temporal cortex'``.
+
+    Knows tvb76's labels (:data:`TVB76_REGION_NAMES`); any other label is returned unchanged.
+
+    >>> describe_region("rPFCDL")
+    'right dorsolateral prefrontal cortex'
+    >>> describe_region("region_3")
+    'region_3'
+    """
+    side = {"l": "left", "r": "right"}.get(name[:1])
+    full = TVB76_REGION_NAMES.get(name[1:]) if side else None
+    return f"{side} {full}" if full else name
+
+
 def load_tvb76() -> Atlas:
     """The embedded default atlas: tvb-data's 76-region connectome on its 16k-vertex cortex.
 
@@ -610,7 +652,7 @@ def check_data_dir(data_dir=None, files=FSAVERAGE994_REQUIRED, verify: bool = Fa
 
 
 def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=None,
-                       overwrite: bool = False) -> Path:
+                       overwrite: bool = False, progress: bool = True) -> Path:
     """Download the fsaverage994 anatomy files from the DeepSIF repository and check sha256.
 
     Parameters
@@ -624,6 +666,8 @@ def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=Non
         Subset of :data:`DEEPSIF_FILES` (default: all).
     overwrite : bool
         Download again files that are already present with the right checksum.
+    progress : bool
+        Show a progress bar over the files.
 
     Returns
     -------
@@ -639,7 +683,7 @@ def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=Non
     names = list(DEEPSIF_FILES) if files is None else list(files)
     for name in names:
         check_option("file", name, DEEPSIF_FILES)
-    for name in tqdm(names, desc="fetch fsaverage994", unit="file"):
+    for name in tqdm(names, desc="fetch fsaverage994", unit="file", disable=not progress):
         commit, sha = DEEPSIF_FILES[name]
         dest = root / name
         if dest.is_file() and not overwrite and _sha256(dest) == sha:

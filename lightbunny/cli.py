@@ -14,6 +14,24 @@ import sys
 COMMANDS: dict = {}
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to every option whose help does not already name its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or action.required or action.default is argparse.SUPPRESS
+                or action.nargs == 0 or "default" in text.lower()):
+            return text  # positionals, required options, flags, or a default already said
+        default = action.default
+        if default is None:
+            shown = "none"
+        elif isinstance(default, (list, tuple)):
+            shown = " ".join(str(x) for x in default)
+        else:
+            shown = str(default)
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
 def command(name: str, help: str):
     """Register ``add_arguments(parser)``; the decorated function runs the command."""
 
@@ -124,13 +142,15 @@ def _fetch_args(p):
     p.add_argument("--url", default=None,
                    help="URL template with {commit} and {path} (default: the pinned DeepSIF "
                         "commits on GitHub; a file:// template copies from a local mirror)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 @command("fetch", "download the fsaverage994 anatomy files (pinned DeepSIF commit, sha256 checked)")(_fetch_args)
 def _fetch(args):
     from .atlas import DEEPSIF_URL, fetch_fsaverage994
 
-    root = fetch_fsaverage994(args.data_dir, url_template=args.url or DEEPSIF_URL)
+    root = fetch_fsaverage994(args.data_dir, url_template=args.url or DEEPSIF_URL,
+                              progress=not args.no_progress)
     print(f"fsaverage994 files ready in {root}")
 
 
@@ -152,6 +172,7 @@ def _sources_args(p):
     p.add_argument("--n-variants", type=int, default=5,
                    help="variants per growth direction (default 5)")
     p.add_argument("--out", required=True, help="sources file to write (.h5)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 @command("sources", "grow synthetic source patches for one split and write the sources file")(
@@ -163,7 +184,8 @@ def _sources(args):
     atlas = load_atlas(args.atlas, data_dir=args.data_dir)
     sources = make_sources(atlas, split=args.split, n_iter=args.n_iter, n_sources=args.n_sources,
                            seed=args.seed, half_distance=args.half_distance,
-                           half_distance_per=args.half_distance_per, n_variants=args.n_variants)
+                           half_distance_per=args.half_distance_per, n_variants=args.n_variants,
+                           progress=not args.no_progress)
     sources.save(args.out)
     s = sources.summary()
     print(f"wrote {args.out}: {s['n_samples']} samples x {s['n_sources']} sources, atlas "
@@ -178,12 +200,14 @@ def _simulate_args(p):
                    help="source regions START:END (END excluded) or a comma list (default all)")
     p.add_argument("--duration", type=float, default=20.0,
                    help="seconds simulated per region after the 0.5 s transient (default 20)")
-    p.add_argument("--backend", default="torch", choices=("torch", "tvb"))
+    p.add_argument("--backend", default="torch", choices=("torch", "tvb"),
+                   help="simulator: the batched torch Jansen-Rit or TVB itself (the tvb extra)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="floating-point precision of the simulation")
     p.add_argument("--batch-size", type=int, default=32,
                    help="regions simulated together (default 32; on a GPU try 256 or more)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
     p.add_argument("--montage", default="standard_1020_64",
                    help="montage of the leadfield used for the 15 dB SNR scaling")
     p.add_argument("--no-scaling", action="store_true", help="keep the spikes unscaled")
@@ -195,6 +219,7 @@ def _simulate_args(p):
     p.add_argument("--consolidate", action="store_true",
                    help="at the end, merge the per-region files of OUT.d/ into OUT (one file)")
     p.add_argument("--out", required=True, help="spike bank file (.h5); re-run to resume")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 @command("simulate", "simulate Jansen-Rit source regions and write the spike bank")(_simulate_args)
@@ -216,7 +241,7 @@ def _simulate(args):
     bank = simulate_bank(atlas, args.out, regions=args.regions, duration=args.duration,
                          backend=args.backend, device=args.device, dtype=args.dtype,
                          batch_size=args.batch_size, seed=args.seed, gain=gain, config=config,
-                         scheduler=args.scheduler)
+                         scheduler=args.scheduler, progress=not args.no_progress)
     if args.consolidate:
         from .spikes import SpikeBank, consolidate_bank
 
@@ -250,8 +275,10 @@ def _train_args(p):
                    help="montage when --leadfield is not given (default standard_1020_64)")
     _add_data_dir(p)
     p.add_argument("--out", required=True, help="run folder: checkpoints, history, loss curve")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=50,
+                   help="training epochs, at most (--patience may stop earlier; the quickstart "
+                        "uses 6). Default 50")
+    p.add_argument("--batch-size", type=int, default=32, help="samples per optimiser step")
     p.add_argument("--recipe", default="lightbunny", choices=("lightbunny", "seed"),
                    help="training recipe: defaults of the options below (lightbunny: balanced "
                         "MSE + cosine loss, Adam 1e-3 with warm-up and cosine decay, gradient "
@@ -263,31 +290,38 @@ def _train_args(p):
                    choices=("mse", "l1", "smooth_l1", "balanced_mse", "cosine"),
                    help="loss (default: the recipe's, balanced_mse or seed mse)")
     p.add_argument("--cosine-weight", type=float, default=None,
-                   help="weight of the cosine loss term (lightbunny 1, seed 0)")
+                   help="weight of the cosine loss term (default: the recipe's, lightbunny 1, "
+                        "seed 0)")
     p.add_argument("--warmup-epochs", type=float, default=None,
-                   help="linear learning-rate warm-up, in epochs (lightbunny 1, seed 0)")
+                   help="linear learning-rate warm-up, in epochs (default: the recipe's, "
+                        "lightbunny 1, seed 0)")
     p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
-                   help="after the warm-up (lightbunny cosine, seed constant)")
+                   help="after the warm-up (default: the recipe's, lightbunny cosine, seed "
+                        "constant)")
     p.add_argument("--min-lr-ratio", type=float, default=None,
-                   help="final learning rate of the cosine schedule / --lr (lightbunny 0.05)")
+                   help="final learning rate of the cosine schedule / --lr (default: the recipe's, "
+                        "lightbunny 0.05)")
     p.add_argument("--grad-clip", type=float, default=None,
-                   help="clip the gradient norm to this value, 0 for none (lightbunny 1, seed 0)")
+                   help="clip the gradient norm to this value, 0 for none (default: the recipe's, "
+                        "lightbunny 1, seed 0)")
     p.add_argument("--resample", default=None, action=argparse.BooleanOptionalAction,
                    help="new random clips, SNRs and noise for the training samples every epoch "
-                        "(lightbunny yes, seed no)")
+                        "(default: the recipe's, lightbunny yes, seed no)")
     p.add_argument("--patience", type=int, default=10,
                    help="epochs without a lower validation loss before stopping (0: never stop)")
     p.add_argument("--seed", type=int, default=0, help="seed of the model, shuffling and data")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto: cuda when available, else cpu")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"),
                    help="bf16 autocast (auto: on CUDA only)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--deterministic", action="store_true",
                    help="torch deterministic algorithms (exact resume on GPU; slower)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--missing-clips", default="skip", choices=("skip", "raise"),
-                   help="samples whose centre region has no spike clip in the split: leave them "
-                        "out with a warning (default) or stop with an error")
+    p.add_argument("--missing-clips", default="neighbour", choices=("neighbour", "skip", "raise"),
+                   help="samples whose centre region has no spike clip in the split: use the "
+                        "clips of the nearest region of its patch that has some (default), "
+                        "leave them out with a warning, or stop with an error")
 
 
 @command("train", "train a network on synthetic (EEG, source) pairs; checkpoints each epoch")(
@@ -456,13 +490,15 @@ def _evaluate_args(p):
     p.add_argument("--recipe", default="lightbunny", choices=("lightbunny", "seed"),
                    help="how samples are mixed (see lightbunny.dataset)")
     p.add_argument("--device", default="cpu", help="torch device of the checkpoints")
-    p.add_argument("--missing-clips", default="skip", choices=("skip", "raise"),
-                   help="test samples whose centre region has no clip: leave out or stop")
+    p.add_argument("--missing-clips", default="neighbour", choices=("neighbour", "skip", "raise"),
+                   help="test samples whose centre region has no clip: borrow the nearest "
+                        "patch region's clips (default), leave out, or stop")
     p.add_argument("--inverse-leadfield", default=None, metavar="LF.h5",
                    help="head-model mismatch: classical methods invert with this leadfield "
                         "(e.g. `lightbunny leadfield --head-model sphere --out LF.h5`) while the "
                         "EEG is simulated with --leadfield")
     p.add_argument("--out", required=True, help="output folder for the report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 @command("evaluate", "compare trained networks and classical inverses on the same test samples")(
@@ -486,7 +522,7 @@ def _evaluate(args):
                    inverse_leadfield=inverse_lf,
                    checkpoints=args.checkpoint, snrs=[float(x) for x in args.snr.split(",")],
                    n_samples=args.n_samples, seed=args.seed, device=args.device,
-                   dataset_kwargs={"recipe": args.recipe,
+                   progress=not args.no_progress, dataset_kwargs={"recipe": args.recipe,
                                    "missing_clips": args.missing_clips})
     print(res["summary_md"].read_text())
     print(f"report: {res['report']}")
@@ -534,12 +570,15 @@ def _quickstart(args):
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="lightbunny", description="Deep-learning EEG source imaging.")
+    parser = argparse.ArgumentParser(prog="lightbunny",
+                                     description="Deep-learning EEG source imaging.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"lightbunny {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_, add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_, description=help_))
+        add_arguments(sub.add_parser(name, help=help_, description=help_,
+                                     formatter_class=HelpFormatter))
     return parser
 
 
@@ -547,7 +586,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           datefmt="%Y-%m-%d %H:%M:%S"))
     pkg_logger = logging.getLogger("lightbunny")
     pkg_logger.addHandler(handler)
     pkg_logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
