@@ -105,3 +105,206 @@ def versions() -> dict:
         except PackageNotFoundError:
             continue
     return out
+
+
+# ------------------------------------------------------------------------------------ devices
+def check_device(device: str) -> str:
+    """Check a device name: ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``; return it.
+
+    Whether the GPU exists is checked later, by :func:`resolve_device`.
+
+    Examples
+    --------
+    >>> check_device("cuda:1")
+    'cuda:1'
+    >>> check_device("tpu9")
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid device 'tpu9'. Allowed: 'auto', 'cpu', 'cuda', 'cuda:N' (N = 0, 1, ...).
+    """
+    text = str(device).strip().lower()
+    if text in ("auto", "cpu", "cuda"):
+        return text
+    head, _, index = text.partition(":")
+    if head == "cuda" and index.isdigit():
+        return f"cuda:{int(index)}"
+    raise ValueError(f"Invalid device {device!r}. Allowed: 'auto', 'cpu', 'cuda', "
+                     f"'cuda:N' (N = 0, 1, ...).")
+
+
+def resolve_device(device="auto"):
+    """A :class:`torch.device` from a name checked by :func:`check_device`.
+
+    ``'auto'`` is CUDA when torch finds a GPU, else the CPU; ``'cuda'`` or ``'cuda:N'`` without
+    that GPU is a ValueError naming the GPUs torch sees.
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    name = check_device(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.partition(":")[2] or 0)
+        if index >= n:
+            seen = f"{n} GPU(s): cuda:0..cuda:{n - 1}" if n else "no CUDA GPU"
+            raise ValueError(f"device {device!r} was requested but torch finds {seen}; "
+                             "use 'cpu' or 'auto'.")
+    return torch.device(name)
+
+
+# ------------------------------------------------------------------------------ CPU threads
+def _cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs allowed by the cgroup quota (v2 ``cpu.max`` or v1 ``cfs_quota/period``), or None."""
+    root = Path(root)
+    try:
+        text = (root / "cpu.max").read_text().split()
+        if text and text[0] != "max":
+            return int(text[0]) / int(text[1])
+        if text:
+            return None
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        if quota > 0 and period > 0:
+            return quota / period
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use: its affinity mask, capped by the cgroup CPU quota.
+
+    Examples
+    --------
+    >>> usable_cores() >= 1
+    True
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    if quota is not None:
+        n = min(n, max(1, int(quota)))  # a fractional quota rounds down (1.5 CPUs: 1 thread)
+    return max(1, n)
+
+
+def default_threads(n_workers: int = 1, cores: int | None = None) -> int:
+    """Intra-op threads per process when the user gives none.
+
+    One thread per process when several workers share the machine (``n_workers > 1``: DDP
+    ranks, simulation workers, other LightBunny jobs); otherwise every usable core. Never more
+    threads than cores.
+
+    Examples
+    --------
+    >>> default_threads(1, cores=8), default_threads(2, cores=8), default_threads(3, cores=2)
+    (8, 1, 1)
+    """
+    cores = usable_cores() if cores is None else int(cores)
+    return 1 if n_workers > 1 else max(1, cores)
+
+
+def set_threads(threads: int | None = None, *, n_workers: int | None = None) -> int:
+    """Apply the CPU thread policy to torch (intra-op threads) and return the count used.
+
+    Parameters
+    ----------
+    threads : int, optional
+        Use exactly this many (``--threads``); a warning is logged when it exceeds the usable
+        cores.
+    n_workers : int, optional
+        Processes working at once on this machine; default: the torchrun local world size
+        (``LOCAL_WORLD_SIZE``) plus the other live LightBunny jobs (see :func:`running_jobs`).
+    """
+    import torch
+
+    from ._logging import logger
+
+    cores = usable_cores()
+    if threads is not None:
+        threads = int(threads)
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}.")
+        if threads > cores:
+            logger.warning("--threads %d exceeds the %d usable core(s); the threads will "
+                           "compete for them.", threads, cores)
+    else:
+        if n_workers is None:
+            n_workers = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + running_jobs() - 1
+        threads = default_threads(n_workers, cores)
+    torch.set_num_threads(threads)
+    logger.debug("torch intra-op threads: %d (%d usable core(s))", threads, cores)
+    return threads
+
+
+def _jobs_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"lightbunny-jobs-{os.getuid()}"
+
+
+def register_job() -> None:
+    """Mark this process as a running LightBunny job (for :func:`running_jobs`); the mark is a
+    file named by the process id, removed at exit."""
+    import atexit
+
+    d = _jobs_dir()
+    with contextlib.suppress(OSError):
+        d.mkdir(exist_ok=True)
+        mark = d / str(os.getpid())
+        mark.touch()
+        atexit.register(lambda: mark.unlink(missing_ok=True))
+
+
+def running_jobs() -> int:
+    """Live LightBunny jobs of this user on this machine, this one included (at least 1)."""
+    n = 0
+    with contextlib.suppress(OSError):
+        for mark in _jobs_dir().iterdir():
+            if not mark.name.isdigit():
+                continue
+            pid = int(mark.name)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                mark.unlink(missing_ok=True)
+                continue
+            except PermissionError:
+                pass
+            n += pid != os.getpid()
+    return n + 1
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock of an output (see :func:`exclusive_lock`)."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str = "this output"):
+    """Hold an exclusive, non-blocking lock on ``path`` (created if needed) while the block runs.
+
+    A second writer gets a :class:`LockedError` at once instead of interleaving its writes with
+    the first's. The lock is an ``flock`` on an open file, so the kernel releases it when the
+    process ends, even if it is killed.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"another process is writing {what} (lock {path} is held); wait "
+                              "for it to finish or choose another --out.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        os.close(fd)
