@@ -100,25 +100,51 @@ class _Manifest:
 
 
 class _Stages:
-    """Runs the stages of one pipeline run: skip, refuse, resume or rebuild each one."""
+    """Runs the stages of one pipeline run: skip, refuse, resume or rebuild each one.
 
-    def __init__(self, out: Path, force: bool):
-        self.out, self.force = out, force
+    ``plan`` maps each stage to ``(settings, outputs, partial)``: the settings it is built with,
+    the paths it makes, and the paths of an unfinished run of it.
+    """
+
+    def __init__(self, out: Path, force: bool, plan: dict):
+        self.out, self.force, self.plan = out, force, plan
         self.manifest = _Manifest(out)
         self.fingerprints, self.timings, self.ran = {}, {}, []
 
-    def run(self, name: str, settings: dict, inputs: tuple, outputs: list, build,
-            resumable: bool = False, partial: list = ()):
+    def _settings_changes(self, name: str) -> list:
+        """Why the existing output of ``name`` cannot be used with the planned settings."""
+        settings, outputs, partial = self.plan[name]
+        rec = self.manifest.records.get(name)
+        present = [q for q in (*outputs, *partial) if Path(q).exists()]
+        if rec is None:
+            return (["made without a stage record (by an older lightbunny, another tool or by "
+                     "hand)"] if present else [])
+        return _changes(_plain_json(rec.get("settings", {})), _plain_json(settings))
+
+    def precheck(self) -> None:
+        """Stop before anything is written when a stage's recorded settings differ."""
+        if self.force:
+            return
+        problems = [f"{name}: " + "; ".join(why) for name in self.plan
+                    if (why := self._settings_changes(name))]
+        if problems:
+            raise StaleStageError(
+                f"{self.out} holds stages made with other settings ("
+                + " | ".join(problems) + "). Run again with --force to rebuild them (and the "
+                "stages after them), or choose another --out.")
+
+    def run(self, name: str, inputs: tuple, build, resumable: bool = False):
         """Run ``build()`` unless the stage's record matches; return its (possibly stored) result.
 
-        ``build()`` returns a JSON-able result that is stored in the record; ``outputs`` are the
-        paths the stage makes; ``partial`` are paths of an unfinished resumable run.
+        ``build()`` returns a JSON-able result that is stored in the record.
         """
+        settings, outputs, partial = self.plan[name]
+        settings = _plain_json(settings)
         rec = self.manifest.records.get(name)
         inputs = {k: self.fingerprints[k] for k in inputs}
         key = _hash({"settings": settings, "inputs": inputs})
-        present = [p for p in (*outputs, *partial) if Path(p).exists()]
-        stats = {Path(p).name: _stat(p) for p in outputs}
+        present = [q for q in (*outputs, *partial) if Path(q).exists()]
+        stats = {Path(q).name: _stat(q) for q in outputs}
         if (rec and rec.get("key") == key and rec.get("status") == "done"
                 and rec.get("outputs") == stats):
             logger.info("%s: up to date (built in %.0f s), skipped", name, rec.get("seconds", 0))
@@ -128,12 +154,9 @@ class _Stages:
         resume = bool(resumable and rec and rec.get("key") == key
                       and rec.get("status") == "running")
         if present and not resume:
-            if rec is None:
-                why = ["made without a stage record (by an older lightbunny, another tool or "
-                       "by hand)"]
-            else:
-                why = _changes(rec.get("settings", {}), settings)
-                why += [f"input {k} was rebuilt" for k in inputs
+            why = self._settings_changes(name)
+            if rec is not None:
+                why += [f"its input {k} was rebuilt" for k in inputs
                         if rec.get("inputs", {}).get(k) != inputs[k]]
                 if rec.get("status") == "done" and rec.get("outputs") != stats:
                     why += [f"{k} changed since it was written"
@@ -142,30 +165,35 @@ class _Stages:
                     why = ["an earlier run did not finish it"]
             if not self.force:
                 raise StaleStageError(
-                    f"stage {name!r} in {self.out} does not match this configuration: "
+                    f"stage {name!r} in {self.out} does not match this run: "
                     + "; ".join(why or ["unknown difference"])
                     + ". Run again with --force to rebuild it (and the stages after it), or "
                     "choose another --out.")
             logger.warning("%s: rebuilding (%s)", name, "; ".join(why))
-            for p in present:
-                _remove(Path(p))
+            for q in present:
+                _remove(Path(q))
         self.manifest.records[name] = {"status": "running", "key": key, "settings": settings,
                                        "inputs": inputs}
         self.manifest.save()
         t = time.perf_counter()
         result = build()
         seconds = time.perf_counter() - t
-        stats = {Path(p).name: _stat(p) for p in outputs}
+        stats = {Path(q).name: _stat(q) for q in outputs}
         fingerprint = _hash({"key": key, "outputs": stats})
         self.manifest.records[name] = {
             "status": "done", "key": key, "settings": settings, "inputs": inputs,
             "outputs": stats, "fingerprint": fingerprint, "seconds": seconds,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "result": result}
+            "result": _plain_json(result)}
         self.manifest.save()
         self.fingerprints[name], self.timings[name] = fingerprint, seconds
         self.ran.append(name)
-        return result
+        return self.manifest.records[name]["result"]
+
+
+def _plain_json(obj):
+    """``obj`` as it reads back from JSON (tuples -> lists, paths -> strings)."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def _remove(path: Path) -> None:
@@ -296,20 +324,40 @@ def run_pipeline(config, *, out=None, data_dir=None, device=None, threads=None,
     cfg = prepare_run(config, out=out, data_dir=data_dir, device=device, threads=threads)
     p = cfg.pipeline
     out = Path(p.out)
+    atlas = load_atlas(p.atlas, data_dir=p.data_dir)
+    seeds = seeds_used(cfg)
+    atlas_id = {"name": atlas.name, "n_regions": atlas.n_regions, "n_vertices": atlas.n_vertices}
+    lf_path, bank_path = out / "leadfield.h5", out / "bank.h5"
+    src_paths = {split: out / f"sources_{split}.h5" for split in ("train", "val", "test")}
+    run_dir, ev_dir, ap_dir = out / "train", out / "evaluation", out / "apply"
+    # settings, outputs and partial outputs of each stage
+    plan = {
+        "leadfield": ({"atlas": atlas_id, "montage": _plain(p.montage),
+                       "orientation": p.orientation}, [lf_path], []),
+        "simulate": ({**cfg["simulate"], "seed": seeds["simulate"]}, [bank_path],
+                     [bank_path.with_name(bank_path.name + ".d")]),
+        "sources": ({**cfg["sources"], "atlas": atlas_id, "seed": seeds["sources"]},
+                    list(src_paths.values()), []),
+        "train": ({**cfg["train"], "dataset": cfg["dataset"], "seed": seeds["model"]},
+                  [run_dir], [out / "train.partial"]),
+        "evaluate": ({**cfg["evaluate"], "dataset": cfg["dataset"], "seed": seeds["evaluate"]},
+                     [ev_dir / "summary.csv"], [ev_dir]),
+        "apply": ({**cfg["apply"], "seed": seeds["apply_recording"]}, [ap_dir / "apply.json"],
+                  [ap_dir]),
+    }
+    if not cfg.apply.enabled:
+        plan.pop("apply")
+    stages = _Stages(out, force, plan)
+    stages.precheck()  # a changed setting stops the run here, before anything is written
     register_job()
     set_threads(p.threads)
-    atlas = load_atlas(p.atlas, data_dir=p.data_dir)
     out.mkdir(parents=True, exist_ok=True)
-    seeds = seeds_used(cfg)
     write_json(out / "config.json", {**cfg.to_dict(), "out_resolved": str(out.resolve()),
                                      "seeds": seeds, "versions": versions()})
-    stages = _Stages(out, force)
     paths = {"out": out}
     t0 = time.perf_counter()
-    atlas_id = {"name": atlas.name, "n_regions": atlas.n_regions, "n_vertices": atlas.n_vertices}
 
     _stage("atlas and leadfield", 1)
-    lf_path = out / "leadfield.h5"
 
     def build_leadfield():
         lf = make_leadfield(atlas, _montage(p.montage), orientation=p.orientation,
@@ -317,52 +365,41 @@ def run_pipeline(config, *, out=None, data_dir=None, device=None, threads=None,
         lf.save(lf_path)
         return {"n_chans": lf.n_chans}
 
-    stages.run("leadfield", {"atlas": atlas_id, "montage": _plain(p.montage),
-                             "orientation": p.orientation}, (), [lf_path], build_leadfield)
+    stages.run("leadfield", (), build_leadfield)
     leadfield = Leadfield.load(lf_path)
     paths["leadfield"] = lf_path
 
     _stage("neural-mass simulation -> spike bank", 2)
-    bank_path = out / "bank.h5"
-    sim = cfg["simulate"]
-    bank_parts = bank_path.with_name(bank_path.name + ".d")
-    stages.run("simulate", {**sim, "seed": seeds["simulate"]}, ("leadfield",),
-               [bank_path], lambda: _simulate_stage(cfg, atlas, leadfield, bank_path, progress),
-               resumable=True, partial=[bank_parts])
+    stages.run("simulate", ("leadfield",),
+               lambda: _simulate_stage(cfg, atlas, leadfield, bank_path, progress),
+               resumable=True)
     from .spikes import SpikeBank
 
     bank = SpikeBank.open(bank_path)
     paths["bank"] = bank_path
 
     _stage("synthetic sources", 3)
-    src_paths = {split: out / f"sources_{split}.h5" for split in ("train", "val", "test")}
-    stages.run("sources", {**cfg["sources"], "atlas": atlas_id, "seed": seeds["sources"]}, (),
-               list(src_paths.values()), lambda: _sources_stage(cfg, atlas, src_paths, progress))
+    stages.run("sources", (), lambda: _sources_stage(cfg, atlas, src_paths, progress))
     paths["sources"] = src_paths
 
     _stage(f"training {cfg.train.model}", 4)
-    run_dir, partial = out / "train", out / "train.partial"
     train_result = stages.run(
-        "train", {**cfg["train"], "dataset": cfg["dataset"], "seed": seeds["model"]},
-        ("leadfield", "simulate", "sources"), [run_dir],
-        lambda: _train_in_partial(cfg, bank, leadfield, src_paths, run_dir, partial, progress),
-        resumable=True, partial=[partial])
+        "train", ("leadfield", "simulate", "sources"),
+        lambda: _train_in_partial(cfg, bank, leadfield, src_paths, run_dir,
+                                  out / "train.partial", progress),
+        resumable=True)
     paths["checkpoint"] = run_dir / "best.pt"
 
     _stage("evaluation against classical inverses", 5)
-    ev_dir = out / "evaluation"
     summary = stages.run(
-        "evaluate", {**cfg["evaluate"], "dataset": cfg["dataset"], "seed": seeds["evaluate"]},
-        ("leadfield", "simulate", "sources", "train"), [ev_dir / "summary.csv"],
+        "evaluate", ("leadfield", "simulate", "sources", "train"),
         lambda: _evaluate_stage(cfg, atlas, bank, leadfield, paths, ev_dir, progress))
     paths["evaluation"] = ev_dir
 
     _stage("real-EEG path on a simulated EDF recording", 6)
-    ap_dir = out / "apply"
     if cfg.apply.enabled:
         paths["apply"] = stages.run(
-            "apply", {**cfg["apply"], "seed": seeds["apply_recording"]}, ("leadfield", "train"),
-            [ap_dir / "apply.json"],
+            "apply", ("leadfield", "train"),
             lambda: _apply_stage(cfg, atlas, leadfield, paths["checkpoint"], ap_dir))
     else:
         paths["apply"] = {}

@@ -133,6 +133,19 @@ class SpikeBank:
             bank = cls(atlas_name=f.attrs["atlas_name"], sfreq=float(f.attrs["sfreq"]),
                        n_times=int(f.attrs["n_times"]), n_regions=int(f.attrs["n_regions"]),
                        attrs=attrs, path=path, cache_bytes=cache_bytes)
+            # an external link whose file is not next to the bank would be looked up relative
+            # to the working directory by HDF5, silently reading another bank's region
+            missing = []
+            for key in f.get("regions", {}):
+                link = f["regions"].get(key, getlink=True)
+                if isinstance(link, h5py.ExternalLink) and not (path.parent / link.filename).is_file():
+                    missing.append(link.filename)
+            if missing:
+                raise FileNotFoundError(
+                    f"spike bank {path} is incomplete: {len(missing)} region file(s) it links to "
+                    f"are missing (e.g. {path.parent / missing[0]}). A bank is the .h5 file and "
+                    f"its {path.name}.d/ folder: copy both, or re-run `lightbunny simulate` with "
+                    "the same --out to simulate the missing regions again.")
             counts = {}
             for key in f.get("regions", {}):
                 try:
