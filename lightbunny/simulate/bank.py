@@ -39,7 +39,7 @@ def parse_regions(spec, n_regions: int) -> np.ndarray:
 
 
 def _simulate_traces(weights, tract_lengths, region_to_node, chunk, *, backend, duration,
-                     config, seed, device, dtype, progress=None):
+                     config, seed, device, dtype, progress=None, n_threads=None):
     """Simulate one chunk of source regions: (len(chunk), n_times, n_regions) float32, mV."""
     from . import simulate_nodes
 
@@ -51,7 +51,8 @@ def _simulate_traces(weights, tract_lengths, region_to_node, chunk, *, backend, 
             report(k * len(chunk))
     traces = simulate_nodes(weights, tract_lengths, region_to_node[chunk], backend=backend,
                             duration=duration, config=config, seed=seed, stream_ids=chunk,
-                            device=device, dtype=dtype, progress=progress)
+                            device=device, dtype=dtype, progress=progress,
+                            **({"n_threads": n_threads} if n_threads is not None else {}))
     return traces[:, :, region_to_node]
 
 
