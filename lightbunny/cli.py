@@ -358,7 +358,7 @@ def _train(args):
     best, info = train_stage(train_sources, val_sources, args.bank, leadfield, args.out,
                              train=cfg.train, dataset=cfg.dataset, seed=args.seed,
                              device=args.device, resume=args.resume,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, threads=args.threads)
     print(f"done: {info['epochs_run']} epochs, best validation loss {info['best_val_loss']:.4g} "
           f"at epoch {info['best_epoch']} ({(info['val_loss_zero'] or float('nan')):.4g} for a "
           f"zero prediction){'; stopped early' if info['stopped_early'] else ''}")

@@ -476,9 +476,27 @@ def dataset_kwargs(dataset: dict, *, seed: int, for_evaluation: bool = False) ->
     return kwargs
 
 
+class _ThreadPolicedDataset:
+    """A dataset whose ``get_batch`` first applies the CPU thread policy (every few seconds), so
+    a long training run gives up cores when other LightBunny jobs start."""
+
+    def __init__(self, dataset, policy):
+        self._dataset, self._policy = dataset, policy
+
+    def get_batch(self, *args, **kwargs):
+        self._policy.update()
+        return self._dataset.get_batch(*args, **kwargs)
+
+    def __len__(self):
+        return len(self._dataset)
+
+    def __getattr__(self, name):
+        return getattr(self._dataset, name)
+
+
 def train_stage(train_sources, val_sources, bank, leadfield, out_dir, *, train=None,
                 dataset: dict | None = None, seed: int = 0, device: str = "auto",
-                resume: bool = False, progress: bool = True):
+                resume: bool = False, progress: bool = True, threads: int | None = None):
     """Build the datasets and the network of ``train`` and train it (``lightbunny train`` and
     the pipeline's training stage).
 
@@ -499,6 +517,9 @@ def train_stage(train_sources, val_sources, bank, leadfield, out_dir, *, train=N
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     resume : bool
         Continue from ``out_dir/last.pt`` when it exists.
+    threads : int, optional
+        torch CPU threads; default: the thread policy (:class:`lightbunny.utils.ThreadPolicy`),
+        checked again every few seconds while training on the CPU.
 
     Returns
     -------
@@ -511,6 +532,7 @@ def train_stage(train_sources, val_sources, bank, leadfield, out_dir, *, train=N
     from .dataset import make_dataset
     from .models import build_model
     from .train import train as fit
+    from .utils import ThreadPolicy, resolve_device
 
     if not isinstance(train, TrainConfig):
         cfg = load_config({"train": dict(train or {}), "dataset": dict(dataset or {})})
@@ -524,6 +546,10 @@ def train_stage(train_sources, val_sources, bank, leadfield, out_dir, *, train=N
     logger.info("%s: %s parameters, %d training / %d validation samples (%s, %d channels)",
                 train.model, f"{model.n_parameters():,}", len(train_set), len(val_set),
                 train_set.atlas_name, train_set.n_chans)
+    policy = ThreadPolicy(threads)
+    policy.update()
+    if resolve_device(device).type == "cpu" and threads is None:
+        train_set = _ThreadPolicedDataset(train_set, policy)
     options = dict(train.options)
     if options.get("patience", 10) == 0:  # 0: never stop early (one meaning, CLI and config)
         options["patience"] = None
@@ -542,7 +568,7 @@ def _train_in_partial(cfg, bank, leadfield, sources: dict, run: Path, partial: P
     _, info = train_stage(sources["train"], sources["val"], bank, leadfield, partial,
                           train=cfg.train, dataset=cfg.dataset, seed=int(cfg.pipeline.seed),
                           device=cfg.pipeline.device, resume=(partial / "last.pt").is_file(),
-                          progress=progress)
+                          progress=progress, threads=cfg.pipeline.threads)
     write_json(partial / "done.json", info)
     publish_dir(partial, run)
     return info

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .utils import _json_default, atomic_path, read_only
+from .utils import _json_default, atomic_path, open_h5, read_only
 
 BANK_FORMAT = "lightbunny-spikebank"
 BANK_FORMAT_VERSION = 1
@@ -124,7 +124,7 @@ class SpikeBank:
         if not path.exists():
             raise FileNotFoundError(f"spike bank {path} does not exist; create it with "
                                     "`lightbunny simulate --out PATH`.")
-        with h5py.File(path, "r") as f:
+        with open_h5(path, "spike bank") as f:
             fmt = f.attrs.get("format", "")
             if fmt != BANK_FORMAT:
                 raise ValueError(f"{path} is not a spike bank (format attribute {fmt!r}, "

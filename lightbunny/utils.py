@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -211,6 +213,48 @@ def default_threads(n_workers: int = 1, cores: int | None = None) -> int:
     return 1 if n_workers > 1 else max(1, cores)
 
 
+class ThreadPolicy:
+    """Re-apply :func:`set_threads` now and then during long work (call :meth:`update` often).
+
+    A job that started alone uses every core; when a second LightBunny job starts on the same
+    machine, the first drops to one thread at its next update (and back when the other ends).
+    Runs in the calling thread: torch's intra-op thread count is per thread.
+
+    Parameters
+    ----------
+    threads : int, optional
+        A fixed count (``--threads``): then nothing changes after the first update.
+    interval : float, s
+        Least time between two checks of the other jobs.
+    """
+
+    def __init__(self, threads: int | None = None, interval: float = 5.0):
+        self.threads, self.interval = threads, float(interval)
+        self.current, self._last = None, -math.inf
+
+    def update(self) -> int:
+        """Apply the policy if ``interval`` has passed since the last check; return the count."""
+        now = time.monotonic()
+        if self.current is not None and (self.threads is not None
+                                         or now - self._last < self.interval):
+            return self.current
+        self._last = now
+        import torch
+
+        wanted = self.threads if self.threads is not None else default_threads(
+            int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + running_jobs() - 1)
+        if wanted != self.current:
+            if self.current is not None:
+                from ._logging import logger
+
+                logger.info("torch CPU threads: %d -> %d (%d LightBunny job(s) running)",
+                            self.current, wanted, running_jobs())
+            if wanted != torch.get_num_threads():
+                torch.set_num_threads(wanted)
+            self.current = wanted
+        return self.current
+
+
 def set_threads(threads: int | None = None, *, n_workers: int | None = None) -> int:
     """Apply the CPU thread policy to torch (intra-op threads) and return the count used.
 
@@ -308,3 +352,19 @@ def exclusive_lock(path: str | os.PathLike, what: str = "this output"):
         yield path
     finally:
         os.close(fd)
+
+
+def open_h5(path: str | os.PathLike, what: str = "file"):
+    """Open an HDF5 file for reading; an unreadable one is a ValueError naming it.
+
+    h5py's own message for a truncated or corrupt file does not say which file it was.
+    """
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f"{what} {path} cannot be read: it is not a complete HDF5 file "
+                         f"(truncated or corrupt? {err})") from None
