@@ -643,7 +643,7 @@ def main(argv=None) -> int:
         if args.debug:
             raise
         print(f"lightbunny {args.command}: error: {error_message(err)}", file=sys.stderr)
-        if not isinstance(err, (ValueError, OSError, KeyError, LockedError)):
+        if not isinstance(err, (ValueError, OSError, KeyError, LockedError, FloatingPointError)):
             print("(an unexpected error: `lightbunny --debug ...` shows the traceback)",
                   file=sys.stderr)
         return 1
