@@ -483,13 +483,19 @@ def _evaluate(args):
     except ValueError:
         raise ValueError(f"--snr-db must be numbers in dB, comma-separated (e.g. 5,10,15,20); "
                          f"got {args.snr_db!r}.") from None
-    res = evaluate(sources, args.bank, leadfield, atlas, out_dir=args.out, methods=methods,
-                   checkpoints=args.checkpoint, snrs=snrs,
-                   n_samples=args.n_samples, seed=args.seed, device=args.device,
-                   dataset_kwargs={"recipe": args.data_recipe,
-                                   "missing_clips": args.missing_clips})
-    print(res["summary_md"].read_text())
-    print(f"report: {res['report']}")
+    from pathlib import Path
+
+    from .pipeline import atomic_dir
+
+    with atomic_dir(Path(args.out)) as tmp:  # the folder is replaced whole, or not at all
+        res = evaluate(sources, args.bank, leadfield, atlas, out_dir=tmp, methods=methods,
+                       checkpoints=args.checkpoint, snrs=snrs,
+                       n_samples=args.n_samples, seed=args.seed, device=args.device,
+                       dataset_kwargs={"recipe": args.data_recipe,
+                                       "missing_clips": args.missing_clips})
+        summary = res["summary_md"].read_text()
+    print(summary)
+    print(f"report: {Path(args.out) / res['report'].name}")
 
 
 # ------------------------------------------------------------------------------ run / quickstart

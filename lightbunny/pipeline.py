@@ -318,8 +318,7 @@ def run_pipeline(config, *, out=None, data_dir=None, device=None, threads=None,
         When an existing stage's settings or inputs differ and ``force`` is False.
     """
     from .atlas import load_atlas
-    from .leadfield import Leadfield, make_leadfield
-    from .utils import register_job, set_threads
+    from .utils import exclusive_lock
 
     cfg = prepare_run(config, out=out, data_dir=data_dir, device=device, threads=threads)
     p = cfg.pipeline
@@ -349,6 +348,23 @@ def run_pipeline(config, *, out=None, data_dir=None, device=None, threads=None,
         plan.pop("apply")
     stages = _Stages(out, force, plan)
     stages.precheck()  # a changed setting stops the run here, before anything is written
+    with exclusive_lock(out / ".run.lock", what=f"the pipeline output {out}"):
+        # read the records again: another run may have finished while this one started
+        stages = _Stages(out, force, plan)
+        stages.precheck()
+        return _run_stages(cfg, stages, atlas, seeds, plan, progress)
+
+
+def _run_stages(cfg, stages, atlas, seeds, plan, progress) -> dict:
+    """The stages of :func:`run_pipeline`, run while the output folder's lock is held."""
+    from .leadfield import Leadfield, make_leadfield
+    from .utils import register_job, set_threads
+
+    p = cfg.pipeline
+    out = Path(p.out)
+    lf_path, bank_path = plan["leadfield"][1][0], plan["simulate"][1][0]
+    src_paths = {split: out / f"sources_{split}.h5" for split in ("train", "val", "test")}
+    run_dir, ev_dir, ap_dir = out / "train", out / "evaluation", out / "apply"
     register_job()
     set_threads(p.threads)
     out.mkdir(parents=True, exist_ok=True)

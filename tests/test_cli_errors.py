@@ -279,10 +279,17 @@ def test_evaluate_refuses_nan_snr_and_accepts_auto_device(tiny_run, tmp_path, ca
     base = ["evaluate", "--sources", out / "sources_test.h5", "--bank", out / "bank.h5",
             "--leadfield", out / "leadfield.h5", "--checkpoint", out / "train" / "best.pt",
             "--methods", "none", "--n-samples", "2", "--out", tmp_path / "ev"]
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "old.txt").write_text("an earlier evaluation")
     code, _, err = run_main(capsys, [*base, "--snr-db", "nan"])
     assert code == 1 and "snrs must be numbers in dB" in err
+    # a failed evaluation leaves the earlier folder as it was, with nothing of its own
+    assert [p.name for p in (tmp_path / "ev").iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev"]
     code, _, _ = run_main(capsys, [*base, "--snr-db", "10", "--device", "auto"])
     assert code == 0
+    # a finished one replaces the folder whole
+    assert (tmp_path / "ev" / "summary.csv").is_file() and not (tmp_path / "ev" / "old.txt").exists()
     import torch
 
     if torch.cuda.device_count() < 2:
@@ -390,6 +397,16 @@ def test_simulate_honours_threads(tmp_path, capsys, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert code == 0 and seen == [(2, 2)]
+
+
+def test_concurrent_pipeline_runs_are_refused(tmp_path, capsys):
+    from lightbunny.utils import exclusive_lock
+
+    out = tmp_path / "out"
+    with exclusive_lock(out / ".run.lock"):
+        code, _, err = run_main(capsys, ["run", "quickstart", "--out", out])
+    assert code == 1 and f"another process is writing the pipeline output {out}" in err
+    assert not (out / "config.json").exists()
 
 
 def test_concurrent_bank_writers_are_refused(tmp_path, capsys):
