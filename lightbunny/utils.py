@@ -292,16 +292,26 @@ def _jobs_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"lightbunny-jobs-{os.getuid()}"
 
 
+def _start_time(pid: int) -> str:
+    """Start time of a process (clock ticks since boot, Linux), or '' where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[19]
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
 def register_job() -> None:
     """Mark this process as a running LightBunny job (for :func:`running_jobs`); the mark is a
-    file named by the process id, removed at exit."""
+    file named by the process id holding its start time (so a reused id is not counted),
+    removed at exit."""
     import atexit
 
     d = _jobs_dir()
     with contextlib.suppress(OSError):
         d.mkdir(exist_ok=True)
         mark = d / str(os.getpid())
-        mark.touch()
+        mark.write_text(_start_time(os.getpid()))
         atexit.register(lambda: mark.unlink(missing_ok=True))
 
 
@@ -315,10 +325,13 @@ def running_jobs() -> int:
             pid = int(mark.name)
             try:
                 os.kill(pid, 0)
+                started = mark.read_text().strip()
+                if started and started != _start_time(pid):  # the id now names another process
+                    raise ProcessLookupError
             except ProcessLookupError:
                 mark.unlink(missing_ok=True)
                 continue
-            except PermissionError:
+            except (PermissionError, FileNotFoundError):
                 pass
             n += pid != os.getpid()
     return n + 1

@@ -79,3 +79,11 @@ def test_threads_flag_is_honoured(jobs_dir, keep_threads, caplog):
     assert utils.ThreadPolicy(2).update() == 2 and torch.get_num_threads() == 2
     with pytest.raises(ValueError, match="threads must be >= 1"):
         utils.set_threads(0)
+
+
+def test_a_reused_process_id_is_not_a_job(jobs_dir):
+    jobs_dir.mkdir()
+    (jobs_dir / str(os.getppid())).write_text("1")  # started at tick 1: not our parent
+    assert utils.running_jobs() == 1
+    utils.register_job()
+    assert (jobs_dir / str(os.getpid())).read_text() == utils._start_time(os.getpid()) != ""
