@@ -1,12 +1,14 @@
 """Two training jobs at once on a shared CPU, against one alone: the thread policy's effect.
 
-Three settings, each a real ``lightbunny train`` process (LightBunny, d_model 64, tvb76,
+Four settings, each a real ``lightbunny train`` process (LightBunny, d_model 64, tvb76,
 64 channels, the same small data):
 
-* ``alone``: one job, the thread policy (every usable core when alone);
-* ``pair, before``: two jobs at once, each with one torch thread per core (torch's default,
-  what every job did before the policy: ``--threads <cores>``);
-* ``pair, policy``: two jobs at once with the policy (each sees the other and uses one thread).
+* before the policy, every job used one torch thread per core (torch's default), here
+  ``--threads <cores>``: one job alone, then two jobs at once;
+* with the policy (no ``--threads``): one job alone (it takes the cores the machine's load leaves
+  free), then two jobs at once (each sees the other and uses one thread).
+
+The ratio "pair / alone" of each is the slowdown of running two jobs at once.
 
 The time is the training time of each job (sum of its epochs' ``epoch_time_s`` in
 ``history.json``, so start-up and imports are left out). Fair sharing of the cores would make
@@ -32,6 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's lightbunny, not another installed one
 
 
 def make_data(folder: Path) -> dict:
@@ -98,24 +101,27 @@ def main(argv=None) -> None:
     work = Path(args.data) / f"runs-{int(time.time())}"
     load_before = os.getloadavg()
     results = {
-        "alone": run_setting("alone", paths, work, 1, args.epochs, None),
-        "pair, before (--threads cores each)": run_setting("before", paths, work, 2,
-                                                            args.epochs, cores),
-        "pair, policy": run_setting("policy", paths, work, 2, args.epochs, None),
+        "before: alone (--threads cores)": run_setting("before_alone", paths, work, 1,
+                                                       args.epochs, cores),
+        "before: pair (--threads cores each)": run_setting("before_pair", paths, work, 2,
+                                                           args.epochs, cores),
+        "policy: alone": run_setting("policy_alone", paths, work, 1, args.epochs, None),
+        "policy: pair": run_setting("policy_pair", paths, work, 2, args.epochs, None),
     }
     load_after = os.getloadavg()
-    alone = results["alone"][0]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{cores} usable; torch threads per job when alone: {cores}")
+          f"{cores} usable")
     print(f"load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, "
           f"after {tuple(round(x, 2) for x in load_after)}")
     print(f"{args.epochs} epochs of LightBunny (d_model 64) on 304 training samples per job")
-    print("| setting | training time per job (s) | slowdown vs alone |")
+    print("| setting | training time per job (s) | pair / alone |")
     print("| --- | --- | --- |")
+    mean = {k: sum(v) / len(v) for k, v in results.items()}
+    alone_of = {"before: pair (--threads cores each)": "before: alone (--threads cores)",
+                "policy: pair": "policy: alone"}
     for name, times in results.items():
-        mean = sum(times) / len(times)
-        print(f"| {name} | {', '.join(f'{t:.1f}' for t in times)} | {mean / alone:.2f}x |")
-
+        ratio = f"{mean[name] / mean[alone_of[name]]:.2f}x" if name in alone_of else ""
+        print(f"| {name} | {', '.join(f'{t:.1f}' for t in times)} | {ratio} |")
 
 if __name__ == "__main__":
     main()

@@ -197,27 +197,43 @@ def usable_cores() -> int:
     return max(1, n)
 
 
-def default_threads(n_workers: int = 1, cores: int | None = None) -> int:
+def default_threads(n_workers: int = 1, cores: int | None = None,
+                    busy: float = 0.0) -> int:
     """Intra-op threads per process when the user gives none.
 
     One thread per process when several workers share the machine (``n_workers > 1``: DDP
-    ranks, simulation workers, other LightBunny jobs); otherwise every usable core. Never more
-    threads than cores.
+    ranks, simulation workers, other LightBunny jobs); otherwise the usable cores that other
+    processes leave free (``busy``: their load, in cores), at least one. Never more threads
+    than cores: an oversubscribed torch (OpenMP) thread pool waits on descheduled threads at
+    every parallel region, which costs far more than the threads gain.
 
     Examples
     --------
     >>> default_threads(1, cores=8), default_threads(2, cores=8), default_threads(3, cores=2)
     (8, 1, 1)
+    >>> default_threads(1, cores=8, busy=2.6), default_threads(1, cores=2, busy=1.8)
+    (5, 1)
     """
     cores = usable_cores() if cores is None else int(cores)
-    return 1 if n_workers > 1 else max(1, cores)
+    if n_workers > 1:
+        return 1
+    return max(1, min(cores, int(math.floor(cores - busy + 0.5))))
+
+
+def machine_load() -> float:
+    """Runnable processes averaged over the last minute (``os.getloadavg()[0]``), 0 if unknown."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):  # pragma: no cover - not Unix
+        return 0.0
 
 
 class ThreadPolicy:
     """Re-apply :func:`set_threads` now and then during long work (call :meth:`update` often).
 
-    A job that started alone uses every core; when a second LightBunny job starts on the same
-    machine, the first drops to one thread at its next update (and back when the other ends).
+    A job that started alone uses the cores other processes leave free; when a second
+    LightBunny job starts on the same machine, the first drops to one thread at its next update
+    (and goes back when the other ends).
     Runs in the calling thread: torch's intra-op thread count is per thread.
 
     Parameters
@@ -230,10 +246,14 @@ class ThreadPolicy:
 
     def __init__(self, threads: int | None = None, interval: float = 5.0):
         self.threads, self.interval = threads, float(interval)
-        self.current, self._last = None, -math.inf
+        self.current, self._last, self._busy = None, -math.inf, None
 
     def update(self) -> int:
-        """Apply the policy if ``interval`` has passed since the last check; return the count."""
+        """Apply the policy if ``interval`` has passed since the last check; return the count.
+
+        The load of other processes is read once, at the first update (later, this job's own
+        threads are part of the load); the other LightBunny jobs are counted at every check.
+        """
         now = time.monotonic()
         if self.current is not None and (self.threads is not None
                                          or now - self._last < self.interval):
@@ -241,8 +261,11 @@ class ThreadPolicy:
         self._last = now
         import torch
 
+        if self._busy is None:
+            self._busy = machine_load()
         wanted = self.threads if self.threads is not None else default_threads(
-            int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + running_jobs() - 1)
+            int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + running_jobs() - 1,
+            busy=self._busy)
         if wanted != self.current:
             if self.current is not None:
                 from ._logging import logger
@@ -266,6 +289,7 @@ def set_threads(threads: int | None = None, *, n_workers: int | None = None) -> 
     n_workers : int, optional
         Processes working at once on this machine; default: the torchrun local world size
         (``LOCAL_WORLD_SIZE``) plus the other live LightBunny jobs (see :func:`running_jobs`).
+        Alone, the job takes the cores the machine's load (:func:`machine_load`) leaves free.
     """
     import torch
 
@@ -282,7 +306,7 @@ def set_threads(threads: int | None = None, *, n_workers: int | None = None) -> 
     else:
         if n_workers is None:
             n_workers = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + running_jobs() - 1
-        threads = default_threads(n_workers, cores)
+        threads = default_threads(n_workers, cores, busy=machine_load())
     torch.set_num_threads(threads)
     logger.debug("torch intra-op threads: %d (%d usable core(s))", threads, cores)
     return threads

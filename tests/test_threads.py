@@ -61,6 +61,7 @@ def test_running_jobs_counts_live_jobs_only(jobs_dir):
 
 def test_policy_one_thread_per_job_when_shared(jobs_dir, monkeypatch, keep_threads):
     monkeypatch.setattr(utils, "usable_cores", lambda: 2)
+    monkeypatch.setattr(utils, "machine_load", lambda: 0.1)  # a quiet machine
     assert utils.set_threads() == 2 and torch.get_num_threads() == 2
     jobs_dir.mkdir()
     (jobs_dir / str(os.getppid())).touch()  # a second job starts
@@ -87,3 +88,12 @@ def test_a_reused_process_id_is_not_a_job(jobs_dir):
     assert utils.running_jobs() == 1
     utils.register_job()
     assert (jobs_dir / str(os.getpid())).read_text() == utils._start_time(os.getpid()) != ""
+
+
+def test_policy_leaves_cores_busy_elsewhere(jobs_dir, monkeypatch, keep_threads):
+    monkeypatch.setattr(utils, "usable_cores", lambda: 8)
+    monkeypatch.setattr(utils, "machine_load", lambda: 3.2)  # other processes use ~3 cores
+    assert utils.set_threads() == 5
+    monkeypatch.setattr(utils, "machine_load", lambda: 11.0)  # an overloaded machine
+    assert utils.set_threads() == 1
+    assert utils.set_threads(4) == 4  # --threads wins
