@@ -27,6 +27,8 @@ batch_size = 38
 n_iter_train = 1
 n_iter_val = 1
 n_iter_test = 1
+[dataset]
+snr_db = [10, 20]
 [train]
 epochs = 1
 batch_size = 16

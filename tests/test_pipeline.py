@@ -58,3 +58,16 @@ def test_unknown_options_are_refused(tmp_path):
         load_config(bad)
     with pytest.raises(FileNotFoundError, match="shipped ones"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_evaluation_takes_its_snrs_from_evaluate_not_dataset():
+    """[dataset] snr_db (training noise) must not reach evaluate(), which sets one SNR per pass
+    (it crashed `lightbunny run deepsif75`)."""
+    from lightbunny.pipeline import dataset_kwargs
+
+    cfg = load_config("deepsif75")
+    assert cfg.dataset["snr_db"] == (5.0, 10.0, 15.0, 20.0)
+    kw = dataset_kwargs(cfg.dataset, seed=3, for_evaluation=True)
+    assert "snr_db" not in kw and "seed" not in kw and kw["missing_clips"] == "skip"
+    assert dataset_kwargs(cfg.dataset, seed=3) == {"seed": 3, "missing_clips": "skip",
+                                                   "snr_db": [5.0, 10.0, 15.0, 20.0]}
