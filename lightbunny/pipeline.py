@@ -221,14 +221,29 @@ def publish_dir(partial: Path, final: Path) -> Path:
     return final
 
 
+def _alive(pid: str) -> bool:
+    """Whether the process ``pid`` (a string of digits) is running."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path):
     """Yield a fresh temporary folder next to ``final``; publish it there only on success."""
     final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.partial-*"):  # left by a killed run
+        if not _alive(stale.name.rpartition("-")[2]):
+            _remove(stale)
     tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
-    if tmp.exists():
-        _remove(tmp)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     try:
         yield tmp
         publish_dir(tmp, final)

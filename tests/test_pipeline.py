@@ -71,3 +71,21 @@ def test_evaluation_takes_its_snrs_from_evaluate_not_dataset():
     assert "snr_db" not in kw and "seed" not in kw and kw["missing_clips"] == "skip"
     assert dataset_kwargs(cfg.dataset, seed=3) == {"seed": 3, "missing_clips": "skip",
                                                    "snr_db": [5.0, 10.0, 15.0, 20.0]}
+
+
+def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
+    from lightbunny.pipeline import atomic_dir
+
+    final = tmp_path / "ev"
+    final.mkdir()
+    (final / "old.txt").write_text("earlier")
+    (tmp_path / ".ev.partial-999999999").mkdir()  # left by a killed process
+    with pytest.raises(RuntimeError):
+        with atomic_dir(final) as tmp:
+            (tmp / "half.txt").write_text("x")
+            raise RuntimeError("disk full")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev"]
+    assert [p.name for p in final.iterdir()] == ["old.txt"]
+    with atomic_dir(final) as tmp:
+        (tmp / "new.txt").write_text("y")
+    assert [p.name for p in final.iterdir()] == ["new.txt"]
