@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .config import CONFIG_VERSION, CONFIGS, Config, ConfigError, config_path, load_config
+from .config import CONFIGS, Config, ConfigError, config_path, load_config
 from .utils import atomic_path, versions, write_json
 
 __all__ = ["CONFIGS", "Config", "ConfigError", "StaleStageError", "config_path", "load_config",
