@@ -32,6 +32,17 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {shown})" if text else f"default: {shown}"
 
 
+def _amplitude_snr(text: str) -> float:
+    """argparse type of apply's --snr: a finite amplitude ratio > 0 (nan/inf/0 refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite amplitude ratio > 0, got {text!r}")
+    return value
+
+
 def command(name: str, help: str):
     """Register ``add_arguments(parser)``; the decorated function runs the command."""
 
@@ -448,7 +459,8 @@ def _apply_args(p):
     p.add_argument("--leadfield", default=None,
                    help="leadfield: .h5 (lightbunny leadfield --out), or an imported .mat/.npy/"
                         ".npz array (region- or vertex-level, detected by shape) or -fwd.fif")
-    p.add_argument("--snr", type=float, default=3.0, help="classical regularisation SNR (default 3)")
+    p.add_argument("--snr", type=_amplitude_snr, default=3.0,
+                   help="classical regularisation: amplitude SNR, lambda2 = 1/snr^2 (default 3)")
     p.add_argument("--tmin", type=float, default=None, help="start of the range, s")
     p.add_argument("--tmax", type=float, default=None, help="end of the range, s")
     p.add_argument("--events", default=None,

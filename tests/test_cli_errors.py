@@ -425,3 +425,21 @@ def test_concurrent_bank_writers_are_refused(tmp_path, capsys):
     assert run_main(capsys, [*args, "--regions", "2:4"])[0] == 0
     with h5py.File(bank) as f:
         assert sorted(int(k) for k in f["regions"]) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-3", "ten"])
+def test_apply_refuses_a_non_finite_regularisation_snr(value, tmp_path, capsys):
+    # --snr nan used to be taken as noise-free; it is now a usage error naming the value
+    code = main(["apply", "--method", "sloreta", str(tmp_path / "x.edf"), "--out",
+                 str(tmp_path / "o"), "--snr", value])
+    err = capsys.readouterr().err
+    assert code == 2 and "--snr" in err and value in err and "Traceback" not in err
+
+
+def test_make_inverse_refuses_a_non_finite_snr():
+    import numpy as np
+
+    from lightbunny.inverse import make_inverse
+
+    with pytest.raises(ValueError, match="finite amplitude ratio"):
+        make_inverse("sloreta", np.eye(4), snr=float("nan"))
