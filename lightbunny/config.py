@@ -514,7 +514,7 @@ def _DATASET_SIGNATURE() -> dict:
             "clip_fractions": {"kind": "floats", "low": 0.0, "high": 1.0, "nonempty": True},
             "clip_seed": {"kind": "int", "low": 0},
             "clip_split": {"kind": "opt_str", "choices": lambda: ("train", "val", "test")},
-            "missing_clips": {"kind": "str", "choices": lambda: ("raise", "skip")},
+            "missing_clips": {"kind": "str", "choices": lambda: ("neighbour", "raise", "skip")},
             "rng": {"kind": "str", "choices": lambda: _choices("dataset", "RNGS")},
         },
     }

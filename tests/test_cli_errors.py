@@ -441,5 +441,5 @@ def test_make_inverse_refuses_a_non_finite_snr():
 
     from lightbunny.inverse import make_inverse
 
-    with pytest.raises(ValueError, match="finite amplitude ratio"):
+    with pytest.raises(ValueError, match="positive, finite amplitude ratio"):
         make_inverse("sloreta", np.eye(4), snr=float("nan"))

@@ -25,9 +25,9 @@ TINY = {
 FS_REGIONS = "0:8"
 
 
-def tiny_config(name: str, data_dir=None) -> dict:
+def tiny_config(name: str, data_dir=None):
     """The shipped config ``name`` with sizes overridden by :data:`TINY`."""
-    cfg = load_config(name)
+    cfg = load_config(name).to_dict()
     for section, values in TINY.items():
         cfg[section] = {**cfg[section], **values}
     cfg["pipeline"]["device"] = "cpu"
@@ -41,7 +41,7 @@ def tiny_config(name: str, data_dir=None) -> dict:
         # the sphere head: the fsaverage BEM (the default) costs minutes to solve in this
         # test's fresh cache and has its own tests (tests/test_headmodel.py)
         cfg["pipeline"]["head_model"] = "sphere"
-    return cfg
+    return load_config(cfg)
 
 
 @pytest.mark.slow

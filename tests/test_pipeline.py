@@ -68,8 +68,8 @@ def test_evaluation_takes_its_snrs_from_evaluate_not_dataset():
     cfg = load_config("deepsif75")
     assert cfg.dataset["snr_db"] == (5.0, 10.0, 15.0, 20.0)
     kw = dataset_kwargs(cfg.dataset, seed=3, for_evaluation=True)
-    assert "snr_db" not in kw and "seed" not in kw and kw["missing_clips"] == "skip"
-    assert dataset_kwargs(cfg.dataset, seed=3) == {"seed": 3, "missing_clips": "skip",
+    assert "snr_db" not in kw and "seed" not in kw and kw["missing_clips"] == "neighbour"
+    assert dataset_kwargs(cfg.dataset, seed=3) == {"seed": 3, "missing_clips": "neighbour",
                                                    "snr_db": [5.0, 10.0, 15.0, 20.0]}
 
 
