@@ -845,8 +845,9 @@ def make_sparse_inverse(method: str, gain, ch_names=None, *, snr: float = 3.0,
 
     Examples
     --------
-    >>> gain = np.random.default_rng(0).standard_normal((12, 6))
-    >>> make_sparse_inverse("champagne", gain).apply(np.zeros((5, 12)) + 1e-9).shape
+    >>> rng = np.random.default_rng(0)
+    >>> gain = rng.standard_normal((12, 6))
+    >>> make_sparse_inverse("champagne", gain).apply(rng.standard_normal((5, 12))).shape
     (5, 6)
     """
     canonical = {name.lower(): name for name in SPARSE_METHODS}
