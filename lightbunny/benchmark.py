@@ -1116,6 +1116,8 @@ def run_benchmark(atlas, leadfield, *, out_dir, checkpoints=(), bank=None, train
                                      f"of the base condition (seed {seed + 1000})"}
         sparse_params["MxNE"] = {"alpha": best}
         timings["tuning"] = time.perf_counter() - t0
+        logger.info("benchmark: MxNE alpha %s%% of alpha_max (%s), %.0f s", best,
+                    tuning["MxNE"]["how"], timings["tuning"])
     tuning["gamma-MAP"] = {"alpha": 1.0, "how": "whitened noise variance (noise level from "
                                                "the nominal SNR)"}
     tuning["Champagne"] = {"how": "noise variance from the nominal SNR; no free parameter"}
@@ -1168,6 +1170,8 @@ def run_benchmark(atlas, leadfield, *, out_dir, checkpoints=(), bank=None, train
                                         **{n: preds[n] for n in method_names}}
             bar.update(1)
         timings[f"condition:{cname}"] = time.perf_counter() - t0
+        logger.info("benchmark: condition %s (%d/%d) done in %.0f s", cname, ci + 1,
+                    len(run_names), timings[f"condition:{cname}"])
     bar.close()
     timings["per_method_total"] = method_time
 

@@ -634,6 +634,9 @@ class Champagne(InverseSolver):
         y = w @ (eeg - eeg.mean(axis=0)).T  # (rho, T)
         g = w @ self.gain
         rho, n_t = y.shape
+        if not np.any(y):
+            self.gammas_, self.n_iter_ = np.zeros(self.n_sources), 0
+            return np.zeros((n_t, self.n_sources))
         cy = y @ y.T / n_t
         gamma = np.ones(g.shape[1])
         gamma *= np.trace(cy) / max(float(np.sum(g * g)), np.finfo(float).tiny)
