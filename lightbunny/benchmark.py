@@ -76,8 +76,9 @@ Metrics
 the normalised time-averaged power maps, with the Euclidean distance between region centres (mm)
 as ground cost. Per condition: medians with percentile-bootstrap 95 % CIs (1000 resamples), the
 fraction of samples where each method is best (ties count for each tied method; floors and
-ceilings excluded), and a win table method x condition (on how many of the key metrics the
-method has the best median).
+ceilings excluded), a win table method x condition (on how many of the key metrics the
+method has the best median) and, for each learned model, a per-sample win/loss table of every
+other method against it on the EMD.
 """
 
 from __future__ import annotations
@@ -1180,9 +1181,12 @@ def run_benchmark(atlas, leadfield, *, out_dir, checkpoints=(), bank=None, train
     summary = summarise(rows, run_names, all_names, seed=seed)
     best = fraction_best(rows, run_names, competitors)
     wins = win_table(summary, run_names, competitors)
+    paired = {r.name: paired_win_loss(rows, run_names, r.name,
+                                      [m for m in all_names if m != r.name])
+              for r in runners if r.kind == "learned"}
     md = benchmark_markdown(summary, best, wins, run_names, all_names, competitors, skipped,
                             cond_info, tuning, lf_notes, noise_note, patch_rule, split,
-                            frac_train_centres)
+                            frac_train_centres, paired)
     paths = {"per_sample": _write_csv(out_dir / "per_sample.csv", rows),
              "summary_csv": _write_csv(out_dir / "summary.csv", summary),
              "fraction_best_csv": _write_csv(out_dir / "fraction_best.csv", best),
@@ -1302,8 +1306,35 @@ def win_table(summary, conditions, competitors) -> dict:
     return wins
 
 
+def paired_win_loss(rows, conditions, reference, others, metric: str = "emd") -> dict:
+    """``{(method, condition): (wins, losses)}`` of each method against ``reference``, per sample.
+
+    A win is a sample where the method's ``metric`` is strictly better than the reference's
+    (undefined values lose to defined ones; two undefined values are a tie).
+    """
+    sign = 1.0 if METRICS[metric] == "lower" else -1.0
+    val = {(r["condition"], r["method"], r["sample"]): r[metric] for r in rows}
+    samples = {}
+    for r in rows:
+        samples.setdefault(r["condition"], set()).add(r["sample"])
+    out = {}
+    for c in conditions:
+        for m in others:
+            w = l_ = 0
+            for i in samples.get(c, ()):
+                a = sign * val.get((c, m, i), math.nan)
+                b = sign * val.get((c, reference, i), math.nan)
+                a = math.inf if not np.isfinite(a) else a
+                b = math.inf if not np.isfinite(b) else b
+                w += a < b
+                l_ += a > b
+            out[(m, c)] = (int(w), int(l_))
+    return out
+
+
 def benchmark_markdown(summary, best, wins, conditions, methods, competitors, skipped, cond_info,
-                       tuning, lf_notes, noise_note, patch_rule, split, frac_train) -> str:
+                       tuning, lf_notes, noise_note, patch_rule, split, frac_train,
+                       paired=None) -> str:
     """The markdown report: settings, one table per key metric, fraction best, win table."""
     table = {(r["condition"], r["method"], r["metric"]): r for r in summary}
     lines = [f"# LightBunny generalisation benchmark v{BENCHMARK_VERSION}", "",
@@ -1371,6 +1402,16 @@ def benchmark_markdown(summary, best, wins, conditions, methods, competitors, sk
         vals = [wins[(m, c)] for c in conditions]
         lines.append(f"| {m} | " + " | ".join(map(str, vals)) + f" | {sum(vals)} |")
     lines.append("")
+    for ref, table_ in (paired or {}).items():
+        lines += [f"## Win/loss against {ref}, per sample, on EMD (wins-losses of the method)", "",
+                  "| method | " + " | ".join(conditions) + " | total |",
+                  "| --- |" + " --- |" * (len(conditions) + 1)]
+        for m in sorted({k[0] for k in table_}, key=list(methods).index):
+            cells = [table_[(m, c)] for c in conditions]
+            tw, tl = sum(w for w, _ in cells), sum(l_ for _, l_ in cells)
+            lines.append(f"| {m} | " + " | ".join(f"{w}-{l_}" for w, l_ in cells)
+                         + f" | {tw}-{tl} |")
+        lines.append("")
     return "\n".join(lines)
 
 

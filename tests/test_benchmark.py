@@ -302,3 +302,15 @@ def test_run_benchmark_skips_with_reasons(atlas, gain, tmp_path):
         res["skipped"]["noise_real"]
     with pytest.raises(ValueError, match="Invalid condition"):
         bm.run_benchmark(atlas, _leadfield(atlas, gain), out_dir=tmp_path, conditions=["nope"])
+
+
+def test_paired_win_loss_and_fraction_best():
+    rows = [{"condition": "c", "sample": i, "method": m, **{k: np.nan for k in bm.METRICS},
+             "emd": v} for i, vals in enumerate([(1.0, 2.0), (3.0, 2.0), (5.0, 5.0),
+                                                  (np.nan, 1.0)])
+            for m, v in zip(("net", "other"), vals)]
+    assert bm.paired_win_loss(rows, ["c"], "net", ["other"]) == {("other", "c"): (2, 1)}
+    best = {r["method"]: r["fraction_best"] for r in bm.fraction_best(rows, ["c"],
+                                                                      ["net", "other"])
+            if r["metric"] == "emd"}
+    assert best == {"net": 0.5, "other": 0.75}  # the tie at sample 2 counts for both
