@@ -176,6 +176,8 @@ FLOORS_CEILINGS = ("random", "truth", "oracle_patches")
 CLASSICAL = ("MNE", "dSPM", "sLORETA", "eLORETA", "LCMV")
 SPARSE = ("MxNE", "gamma-MAP", "Champagne")
 DEFAULT_METHODS = CLASSICAL + SPARSE
+#: Methods drawn on the cortex figures (besides the truth and the learned models).
+CORTEX_METHODS = ("sLORETA", "MxNE", "Champagne")
 #: Electrode jitter (mm RMS) of ``mismatch_jitter``.
 JITTER_MM = 5.0
 
@@ -1167,8 +1169,10 @@ def run_benchmark(atlas, leadfield, *, out_dir, checkpoints=(), bank=None, train
                              "waveform": samples.info[i]["waveform"],
                              "n_sources": samples.info[i]["n_sources"], **m})
             if i < cfg["n_cortex"]:
+                shown = [r.name for r in runners if r.kind == "learned"
+                         or r.name in CORTEX_METHODS]
                 examples[(cname, i)] = {"truth": target, "centres": list(map(int, centres)),
-                                        **{n: preds[n] for n in method_names}}
+                                        **{n: preds[n] for n in shown}}
             bar.update(1)
         timings[f"condition:{cname}"] = time.perf_counter() - t0
         logger.info("benchmark: condition %s (%d/%d) done in %.0f s", cname, ci + 1,
@@ -1359,7 +1363,8 @@ def benchmark_markdown(summary, best, wins, conditions, methods, competitors, sk
         inf = cond_info[c]
         snr = inf.get("realised_snr_db_range")
         mem = inf.get("fraction_patches_equal_to_training")
-        extra = f"; {100 * mem:.0f} % of patches equal a training patch" if mem is not None else ""
+        extra = (f"; {100 * mem:.0f} % of its patches are in the training patch set (split rule "
+                 "above)" if mem is not None else "")
         lines.append(f"| {c} | {CONDITIONS[c]['factor']}: {CONDITIONS[c]['level']}{extra} | "
                      f"{inf['n_samples']} | {inf['patch_regions_median']:g} "
                      f"({'-'.join(map(str, inf['patch_regions_range']))}) | "
