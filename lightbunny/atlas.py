@@ -456,6 +456,9 @@ DEEPSIF_FILES = {
 #: The files the atlas itself needs; the others are used by later stages (reference leadfield,
 #: realistic noise) and are fetched along.
 FSAVERAGE994_REQUIRED = ("connectivity_998.zip", "fs_cortex_20k_region_mapping.mat")
+#: Copies of the required files vendored in the package (Clear BSD, see its README), so that
+#: fsaverage994 works offline without a data folder.
+VENDORED_DIR = Path(__file__).parent / "data" / "fsaverage994"
 
 #: Regions of the 994-region mapping whose connectome node is not their own index: nodes 7, 325,
 #: 921 and 949 of connectivity_998 have no fsaverage5 vertex, and the original pipeline copies
@@ -562,7 +565,8 @@ def load_fsaverage994(data_dir=None) -> Atlas:
     The pial cortex comes from nilearn's bundled fsaverage5 (bit-identical to DeepSIF's
     ``fs_cortex_20k.mat``: left hemisphere first, 10242 vertices each); the region mapping from
     ``fs_cortex_20k_region_mapping.mat`` and the connectome from ``connectivity_998.zip`` in the
-    data folder. Regions are 0..993; :data:`FSAVERAGE994_REMAP` gives the four regions whose
+    data folder, or, where the folder lacks them, from the copies vendored in the package
+    (:data:`VENDORED_DIR`, identical files checked by sha256). Regions are 0..993; :data:`FSAVERAGE994_REMAP` gives the four regions whose
     simulation node is not their own index. The seed's neighbour lists (``nbs``) are kept as
     ``metadata['seed_adjacency']``; they differ from the mesh-edge ``adjacency`` in about 1,200
     of 5,954 pairs.
@@ -570,7 +574,11 @@ def load_fsaverage994(data_dir=None) -> Atlas:
     import scipy.io as sio
     from nilearn import datasets, surface
 
-    root = check_data_dir(data_dir)
+    try:
+        root = check_data_dir(data_dir)
+    except FileNotFoundError:
+        root = check_data_dir(VENDORED_DIR, verify=True)
+        logger.info("fsaverage994: using the files vendored in the package (%s)", root)
     fs = datasets.fetch_surf_fsaverage("fsaverage5")
     left, right = (surface.load_surf_mesh(fs[f"pial_{h}"]) for h in ("left", "right"))
     n_left = len(left.coordinates)

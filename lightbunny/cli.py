@@ -73,6 +73,21 @@ def _leadfield_args(p):
                         "the 10-10 system), or a comma-separated list of channel names")
     p.add_argument("--orientation", default="normal", choices=("normal", "free_sum"),
                    help="dipoles along the cortical normal (default) or the seed's x+y+z sum")
+    p.add_argument("--head-model", default=None, choices=("bem", "sphere", "deepsif"),
+                   help="bem: 3-layer fsaverage BEM (default on fsaverage994); sphere: 4-shell "
+                        "sphere fitted to the scalp (default on tvb76); deepsif: DeepSIF's "
+                        "published leadfield (montage deepsif75 only)")
+    p.add_argument("--forward", default=None, metavar="FWD.fif",
+                   help="your own mne.Forward (-fwd.fif, EEG, surface source space on fsaverage "
+                        "or, with --subjects-dir, on any FreeSurfer subject): its dipoles are "
+                        "mapped to atlas regions; --montage and --head-model are then ignored")
+    p.add_argument("--subjects-dir", default=None,
+                   help="FreeSurfer subjects folder for a --forward on an individual subject")
+    p.add_argument("--skull-conductivity", type=float, default=None,
+                   help="skull conductivity in S/m (default 0.006 BEM, 0.004 sphere)")
+    p.add_argument("--jitter-mm", type=float, default=0.0,
+                   help="move electrodes along the scalp by this RMS distance (mismatch studies)")
+    p.add_argument("--jitter-seed", type=int, default=0, help="seed of --jitter-mm")
     p.add_argument("--out", default=None, help="write the leadfield to this .h5 file")
 
 
@@ -83,7 +98,14 @@ def _leadfield(args):
 
     atlas = load_atlas(args.atlas, data_dir=args.data_dir)
     montage = args.montage.split(",") if "," in args.montage else args.montage
-    lf = make_leadfield(atlas, montage, orientation=args.orientation)
+    if args.forward:
+        lf = make_leadfield(atlas, orientation=args.orientation, forward=args.forward,
+                            subjects_dir=args.subjects_dir)
+    else:
+        lf = make_leadfield(atlas, montage, orientation=args.orientation,
+                            head_model=args.head_model, data_dir=args.data_dir,
+                            skull_conductivity=args.skull_conductivity,
+                            jitter_mm=args.jitter_mm, jitter_seed=args.jitter_seed)
     if args.out:
         lf.save(args.out)
         print(f"wrote {args.out}")
@@ -402,6 +424,10 @@ def _evaluate_args(p):
     p.add_argument("--device", default="cpu", help="torch device of the checkpoints")
     p.add_argument("--missing-clips", default="skip", choices=("skip", "raise"),
                    help="test samples whose centre region has no clip: leave out or stop")
+    p.add_argument("--inverse-leadfield", default=None, metavar="LF.h5",
+                   help="head-model mismatch: classical methods invert with this leadfield "
+                        "(e.g. `lightbunny leadfield --head-model sphere --out LF.h5`) while the "
+                        "EEG is simulated with --leadfield")
     p.add_argument("--out", required=True, help="output folder for the report")
 
 
@@ -419,9 +445,11 @@ def _evaluate(args):
         leadfield = Leadfield.load(args.leadfield)
     else:
         montage = args.montage.split(",") if "," in args.montage else args.montage
-        leadfield = make_leadfield(atlas, montage)
+        leadfield = make_leadfield(atlas, montage, data_dir=args.data_dir)
+    inverse_lf = Leadfield.load(args.inverse_leadfield) if args.inverse_leadfield else None
     methods = [] if args.methods.strip().lower() == "none" else args.methods.split(",")
     res = evaluate(sources, args.bank, leadfield, atlas, out_dir=args.out, methods=methods,
+                   inverse_leadfield=inverse_lf,
                    checkpoints=args.checkpoint, snrs=[float(x) for x in args.snr.split(",")],
                    n_samples=args.n_samples, seed=args.seed, device=args.device,
                    dataset_kwargs={"recipe": args.recipe,

@@ -81,10 +81,19 @@ def _learned(path, expected_meta: dict, device) -> _Method:
     return _Method(name, apply, "learned")
 
 
+def _describe(leadfield) -> dict:
+    return {"atlas": leadfield.atlas_name, "montage": leadfield.montage,
+            "n_chans": leadfield.n_chans, "head_model": leadfield.head_model,
+            "orientation": leadfield.orientation,
+            "jitter_mm": leadfield.attrs.get("jitter_mm", 0.0),
+            "conductivity_S_per_m": leadfield.attrs.get("conductivity_S_per_m")}
+
+
 def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHODS,
              checkpoints=(), snrs=DEFAULT_SNRS, n_samples: int | None = None, seed: int = 0,
              batch_size: int = 16, n_figure_samples: int = 3, device: str = "cpu",
-             dataset_kwargs: dict | None = None, progress: bool = True) -> dict:
+             dataset_kwargs: dict | None = None, inverse_leadfield=None,
+             progress: bool = True) -> dict:
     """Score classical methods and trained checkpoints on the same test samples.
 
     Parameters
@@ -93,7 +102,8 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
         Test sources file (:func:`lightbunny.sources.make_sources` with ``split='test'``).
     bank : SpikeBank or path
     leadfield : Leadfield
-        The region leadfield used to simulate the EEG (and by the classical methods).
+        The region leadfield used to simulate the EEG (and, unless ``inverse_leadfield`` is
+        given, by the classical methods).
     atlas : Atlas
         For region distances and cortex figures; must match the leadfield.
     out_dir : path
@@ -112,6 +122,12 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
         Dataset seed: sample ``i`` at a given SNR is identical for every method.
     dataset_kwargs : dict, optional
         Extra options of :class:`lightbunny.dataset.SyntheticEEGDataset` (e.g. ``recipe``).
+    inverse_leadfield : Leadfield, optional
+        Head-model mismatch: the classical methods invert with this leadfield (e.g. a sphere
+        model while the EEG is simulated with the BEM, or jittered electrodes) while the EEG is
+        simulated with ``leadfield``. Same atlas and channel names, in the same order. Trained
+        networks meet the same simulated EEG (their own head model is the one they were
+        trained with).
 
     Returns
     -------
@@ -132,6 +148,13 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
     if atlas.name != leadfield.atlas_name or atlas.n_regions != leadfield.n_regions:
         raise ValueError(f"atlas {atlas.name!r} ({atlas.n_regions} regions) does not match the "
                          f"leadfield's {leadfield.atlas_name!r} ({leadfield.n_regions} regions)")
+    inverse_leadfield = leadfield if inverse_leadfield is None else inverse_leadfield
+    if (inverse_leadfield.atlas_name != leadfield.atlas_name
+            or list(inverse_leadfield.ch_names) != list(leadfield.ch_names)):
+        raise ValueError(f"inverse_leadfield ({inverse_leadfield.atlas_name}, "
+                         f"{inverse_leadfield.n_chans} channels) must have the atlas and the "
+                         f"channel names, in order, of the simulating leadfield "
+                         f"({leadfield.atlas_name}, {leadfield.n_chans} channels)")
     methods = [m.lower() for m in methods]
     for m in methods:
         check_option("method", m, CLASSICAL_METHODS)
@@ -155,7 +178,7 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
     bar = tqdm(total=n_total * len(snrs), desc="evaluate", unit="sample", disable=not progress)
     for snr in snrs:
         ds = datasets[snr]
-        runners = [_classical(m, leadfield, snr) for m in methods] + learned
+        runners = [_classical(m, inverse_leadfield, snr) for m in methods] + learned
         for start in range(0, n_total, batch_size):
             idx = indices[start:start + batch_size]
             eeg, target = ds.get_batch(idx)
@@ -188,8 +211,8 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
     for i, ex in sorted(examples.items()):
         figures += _example_figures(atlas, ex, names, i, fig_snr, out_dir / "figures")
     config = {"sources": sources.attrs, "bank": getattr(bank, "attrs", str(bank)),
-              "leadfield": {"atlas": leadfield.atlas_name, "montage": leadfield.montage,
-                            "n_chans": leadfield.n_chans},
+              "leadfield": _describe(leadfield),
+              "inverse_leadfield": _describe(inverse_leadfield),
               "methods": names, "checkpoints": [str(p) for p in checkpoints], "snrs_db": snrs,
               "n_samples": n_total, "seed": seed, "dataset_kwargs": dataset_kwargs or {},
               "versions": versions()}

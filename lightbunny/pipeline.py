@@ -32,7 +32,7 @@ from .utils import atomic_path, versions, write_json
 DEFAULTS = {
     "pipeline": {"out": "source/run", "atlas": "tvb76", "data_dir": None,
                  "montage": "standard_1020_64", "orientation": "normal", "seed": 0,
-                 "device": "auto"},
+                 "device": "auto", "head_model": None},
     "simulate": {"duration": 20.0, "batch_size": 38, "backend": "torch", "regions": None,
                  "scheduler": None},
     "sources": {"n_sources": 2, "n_iter_train": None, "n_iter_val": None, "n_iter_test": None,
@@ -129,7 +129,7 @@ def run_pipeline(config, *, out=None, progress: bool = True) -> dict:
         leadfield = Leadfield.load(lf_path)
     else:
         leadfield = make_leadfield(atlas, p["montage"], orientation=p["orientation"],
-                                   data_dir=p["data_dir"])
+                                   head_model=p["head_model"], data_dir=p["data_dir"])
         leadfield.save(lf_path)
     paths["leadfield"] = lf_path
     timings["leadfield"] = time.perf_counter() - t0

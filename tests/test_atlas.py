@@ -110,8 +110,12 @@ def test_fsaverage994(shared_anatomy):
 
 
 def test_missing_data_dir_says_how_to_fetch(tmp_path):
-    with pytest.raises(FileNotFoundError, match="lightbunny fetch"):
-        load_atlas("fsaverage994", data_dir=tmp_path)
+    # the atlas itself falls back on the files vendored in the package; the larger files
+    # (cap, leadfield, noise) still say how to fetch them
+    assert load_atlas("fsaverage994", data_dir=tmp_path).metadata["data_dir"] == str(
+        atlas_mod.VENDORED_DIR)
+    with pytest.raises(FileNotFoundError, match="lacks realistic_noise.mat.*lightbunny fetch"):
+        atlas_mod.check_data_dir(tmp_path, files=("realistic_noise.mat",))
 
 
 def test_data_dir_from_environment(monkeypatch, tmp_path):

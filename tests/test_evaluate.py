@@ -102,3 +102,27 @@ def test_noiseless_setting(setup, tmp_path):
     # no noise: sLORETA's time course at a single-region source is the true one
     assert all(float(r["temporal_pcc_centre"]) > 0.999 for r in rows)
     assert "### SNR inf dB" in res["summary_md"].read_text()
+
+
+def test_head_model_mismatch_inverts_with_the_other_leadfield(setup, tmp_path):
+    # simulate with one leadfield, invert with another: with the same leadfield sLORETA is exact
+    # at 40 dB; with electrodes moved 15 mm it is not, and the report records both models
+    atlas, bank, test, lf = setup
+    wrong = make_leadfield(atlas, "standard_1020_64", jitter_mm=15.0, jitter_seed=2,
+                           cache_dir=tmp_path / "c")
+    kwargs = dict(methods=["sloreta"], snrs=[40], n_samples=8, batch_size=4, n_figure_samples=0,
+                  progress=False, dataset_kwargs={"background": "none",
+                                                  "clip_fractions": (0.0, 0.0, 1.0)})
+    same = evaluate(test, bank, lf, atlas, out_dir=tmp_path / "same", **kwargs)
+    other = evaluate(test, bank, lf, atlas, out_dir=tmp_path / "other", inverse_leadfield=wrong,
+                     **kwargs)
+    err = {name: [float(r["peak_error"]) for r in csv.DictReader(open(res["per_sample"]))]
+           for name, res in (("same", same), ("other", other))}
+    assert max(err["same"]) == 0.0 and max(err["other"]) > 0.0
+    import json
+
+    cfg = json.loads((tmp_path / "other" / "evaluation.json").read_text())
+    assert cfg["inverse_leadfield"]["jitter_mm"] == 15.0 and cfg["leadfield"]["jitter_mm"] == 0.0
+    short = make_leadfield(atlas, ["Cz", "Pz", "Oz"], cache_dir=tmp_path / "c")
+    with pytest.raises(ValueError, match="channel names, in order"):
+        evaluate(test, bank, lf, atlas, out_dir=tmp_path / "x", inverse_leadfield=short, **kwargs)
