@@ -314,3 +314,22 @@ def test_paired_win_loss_and_fraction_best():
                                                                       ["net", "other"])
             if r["metric"] == "emd"}
     assert best == {"net": 0.5, "other": 0.75}  # the tie at sample 2 counts for both
+
+
+def test_mismatch_leadfields(atlas, tmp_path, monkeypatch):
+    from lightbunny.leadfield import make_leadfield
+
+    monkeypatch.setenv("LIGHTBUNNY_CACHE", str(tmp_path))
+    nominal = make_leadfield(atlas, "standard_1020_64")
+    built = bm.mismatch_leadfields(atlas, nominal, seed=1)
+    assert set(built) == {"mismatch_head", "mismatch_orientation", "mismatch_jitter",
+                          "mismatch_all"}
+    for name, (lf, note) in built.items():
+        assert lf is not None, note
+        assert lf.ch_names == nominal.ch_names and lf.gain.shape == nominal.gain.shape
+        assert not np.allclose(lf.gain, nominal.gain)
+    assert built["mismatch_orientation"][0].orientation == "free_sum"
+    moved = np.sqrt(np.mean(np.sum((built["mismatch_jitter"][0].ch_pos - nominal.ch_pos) ** 2,
+                                   axis=1)))
+    assert 3.0 < moved < 7.0  # about bm.JITTER_MM RMS along the scalp
+    assert np.allclose(built["mismatch_head"][0].ch_pos, nominal.ch_pos)
