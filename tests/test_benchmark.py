@@ -333,3 +333,15 @@ def test_mismatch_leadfields(atlas, tmp_path, monkeypatch):
                                    axis=1)))
     assert 3.0 < moved < 7.0  # about bm.JITTER_MM RMS along the scalp
     assert np.allclose(built["mismatch_head"][0].ch_pos, nominal.ch_pos)
+
+
+def test_cli_benchmark_is_registered():
+    from lightbunny.cli import COMMANDS, build_parser
+
+    assert "benchmark" in COMMANDS
+    args = build_parser().parse_args(["benchmark", "--budget", "smoke", "--checkpoint", "a.pt",
+                                      "--checkpoint", "b.pt", "--split", "centre-disjoint",
+                                      "--out", "x"])
+    assert args.checkpoint == ["a.pt", "b.pt"] and args.split == "centre-disjoint"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["benchmark", "--budget", "huge", "--out", "x"])
