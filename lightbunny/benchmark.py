@@ -1507,7 +1507,7 @@ def _write_report(out_dir, md, rows, conditions, methods, examples, atlas, confi
     report.add_html(_md_to_html(md), title="Tables", tags=("tables",))
     colours = plt.get_cmap("tab20")
     for metric in KEY_METRICS:
-        fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(conditions) * len(methods) / 4), 4))
+        fig, ax = plt.subplots(figsize=(min(24.0, max(8.0, 1.2 * len(conditions))), 4.5))
         width = 0.8 / len(methods)
         for j, m in enumerate(methods):
             data = [[r[metric] for r in rows if r["condition"] == c and r["method"] == m
