@@ -232,6 +232,7 @@ class NetworkModel:
         self.batch_size = int(batch_size)
         self.device = device
         self.meta = meta or {}
+        self.leadfield = None  # optional: electrode positions of its channels (ch_pos, mm)
         self.n_sources = int(n_sources if n_sources is not None
                              else getattr(net, "n_sources", 0)) or None
         self.units = "a.u. (network output x window scale, V)"
@@ -347,8 +348,9 @@ def load_source_model(checkpoint=None, method: str | None = None, *, atlas=None,
 
             atlas_obj = atlas if isinstance(atlas, Atlas) else load_atlas(atlas or "tvb76",
                                                                           data_dir=data_dir)
-            lf = make_leadfield(atlas_obj, montage) if montage is not None else \
-                make_leadfield(atlas_obj)
+            # data_dir also locates montage files (deepsif75: electrode_75.mat)
+            lf = make_leadfield(atlas_obj, montage, data_dir=data_dir) if montage is not None \
+                else make_leadfield(atlas_obj, data_dir=data_dir)
         solver = make_inverse(method, lf.gain, lf.ch_names, snr=snr)
         return ClassicalModel(solver, atlas_name=lf.atlas_name, sfreq=sfreq, leadfield=lf)
     from .train import load_model
@@ -365,9 +367,7 @@ def load_source_model(checkpoint=None, method: str | None = None, *, atlas=None,
                          f"(meta keys: {sorted(meta)}); it cannot be applied to a recording.")
     if atlas_name is not None and atlas_name != ckpt_atlas:
         raise ValueError(f"{checkpoint} was trained on atlas {ckpt_atlas!r}, not {atlas_name!r}.")
-    if montage is not None or leadfield is not None:
-        logger.warning("montage/leadfield are ignored with a checkpoint: the network expects "
-                       "the %d channels it was trained on", len(ch_names))
+    positions_lf = _checkpoint_positions(ch_names, montage, leadfield, data_dir)
     n_chans = config.get("n_chans")
     if n_chans is not None and int(n_chans) != len(ch_names):
         raise ValueError(f"{checkpoint}: the network takes {n_chans} channels but its meta lists "
@@ -378,10 +378,47 @@ def load_source_model(checkpoint=None, method: str | None = None, *, atlas=None,
     if scaling != _NORMALISE:
         raise ValueError(f"{checkpoint} was trained on EEG scaled by {scaling!r}; this version "
                          f"applies {_NORMALISE!r} to recordings, so its inputs would differ.")
-    return NetworkModel(net, ch_names=ch_names, n_times=int(n_times),
-                        sfreq=float(prep.get("sfreq", 500.0)), atlas_name=ckpt_atlas,
-                        name=ckpt.get("model_name", "network"), overlap=overlap, short=short,
-                        device=device, meta=meta, n_sources=config.get("n_sources"))
+    model = NetworkModel(net, ch_names=ch_names, n_times=int(n_times),
+                         sfreq=float(prep.get("sfreq", 500.0)), atlas_name=ckpt_atlas,
+                         name=ckpt.get("model_name", "network"), overlap=overlap, short=short,
+                         device=device, meta=meta, n_sources=config.get("n_sources"))
+    model.leadfield = positions_lf
+    return model
+
+
+def _checkpoint_positions(ch_names, montage, leadfield, data_dir):
+    """A leadfield whose channels are the network's, for electrode positions only, or None.
+
+    A checkpoint stores channel names but no positions; names outside MNE's 10-05 montage
+    (e.g. DeepSIF's cap: Nz, TP11, TP12) need them for interpolation and the topomap. They are
+    taken from ``leadfield`` (a Leadfield or .h5 file) when its channels are the network's, else
+    from ``montage`` (see :func:`lightbunny.leadfield.resolve_montage`).
+    """
+    from .leadfield import Leadfield
+
+    if leadfield is not None:
+        lf = leadfield if isinstance(leadfield, Leadfield) else Leadfield.load(leadfield)
+        if list(lf.ch_names) == list(ch_names):
+            return lf
+        logger.warning("the leadfield's channels differ from the network's; its positions are "
+                       "not used (the network expects the %d channels it was trained on)",
+                       len(ch_names))
+        return None
+    if montage is None:
+        return None
+    from .external import montage_positions
+
+    label, names, pos = montage_positions(montage, data_dir=data_dir)
+    frame = "10-05"
+    table = dict(zip(names, np.asarray(pos, dtype=float)))
+    if not set(ch_names) <= set(table):
+        logger.warning("montage %s lacks channels of the network (%s); its positions are not "
+                       "used", label, ", ".join(sorted(set(ch_names) - set(table))[:8]))
+        return None
+    return Leadfield(gain=np.zeros((len(ch_names), 1)), ch_names=tuple(ch_names),
+                     atlas_name="positions-only", montage=label, head_model="none",
+                     orientation="none", ch_pos=np.array([table[c] for c in ch_names]),
+                     attrs={"note": f"electrode positions only ({frame} frame, mm)"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -520,22 +557,21 @@ class ImagingResult:
 
     def plot(self, atlas, out_dir, *, n_top: int = 5) -> dict:
         """Power map on the cortex, top-region time courses, and a topomap of the input."""
-        from .viz import _mpl, plot_cortex, save_figure
+        from .viz import _mpl, plot_cortex, plot_timecourses, save_figure
 
         plt = _mpl()
         out = Path(out_dir)
         paths = {}
-        fig = plot_cortex(atlas, self.region_power(), cmap="YlOrRd", symmetric=False,
-                          title=f"{self.model.get('name')}: mean power per region")
+        power = self.region_power()
+        fig = plot_cortex(atlas, power / (power.max() or 1.0), cmap="YlOrRd", symmetric=False,
+                          title=f"{self.model.get('name')}: mean power per region",
+                          cbar_label="power / max (normalised)")
         paths["power_map"] = save_figure(fig, out / OUTPUT_FILES["power_map"], dpi=100)
-        fig, ax = plt.subplots(figsize=(8, 3.5))
-        for i in self.top_regions(n_top):
-            ax.plot(self.times, self.source[:, i], lw=0.8, label=atlas.region_names[i])
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel(self.units)
-        ax.set_title(f"{n_top} most active regions")
-        ax.legend(fontsize=7, loc="upper right")
-        fig.tight_layout()
+        top = self.top_regions(n_top)
+        kind = "network output" if self.model.get("kind") == "network" else self.model.get("name")
+        fig = plot_timecourses(self.times, self.source[:, top],
+                               [atlas.region_names[i] for i in top], ylabel=f"{kind} (a.u.)",
+                               title=f"{len(top)} most active regions")
         paths["timecourses"] = save_figure(fig, out / OUTPUT_FILES["timecourses"], dpi=100)
         topo = self.plot_topomap(plt)
         if topo is not None:
@@ -555,10 +591,36 @@ class ImagingResult:
             return None
         eeg = self.prepared.eeg
         peak = int(np.argmax(eeg.std(axis=1)))
-        fig, ax = plt.subplots(figsize=(4, 4))
-        mne.viz.plot_topomap(eeg[peak] * 1e6, info, axes=ax, show=False)
-        ax.set_title(f"input EEG (uV) at {self.times[peak]:.3f} s (peak GFP)", fontsize=9)
+        # scale-free data (units='none') are shown as they are, in a.u.; volts as µV
+        volts = getattr(self.prepared.report, "units", "V") == "V"
+        scale, unit = (1e6, "µV") if volts else (1.0, "a.u.")
+        fig, ax = plt.subplots(figsize=(4.6, 4))
+        im, _ = mne.viz.plot_topomap(eeg[peak] * scale, info, axes=ax, show=False,
+                                     sphere=_head_sphere(info))
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f"EEG, average reference ({unit})")
+        ax.set_title(f"input EEG at {self.times[peak]:.3f} s (peak GFP)", fontsize=9)
         return fig
+
+
+def _head_sphere(info):
+    """The head outline of a topomap: ``'eeglab'`` or (x, y, z, radius) in m.
+
+    With Fpz, Oz, T7 and T8 present, MNE's ``'eeglab'`` convention: the outline passes through
+    them, as clinicians expect (caps reaching below that ring, like DeepSIF's 75 channels with
+    Nz, Iz, T9/T10, would otherwise put a third of the electrodes outside the head). Otherwise
+    the sphere fitted to the positions (which may be in an atlas frame whose origin is not the
+    head centre); None (MNE's default) with fewer than 4 positions.
+    """
+    from .leadfield import fit_sphere
+
+    if {"Fpz", "Oz", "T7", "T8"} <= set(info["ch_names"]):
+        return "eeglab"
+    pos = np.array([ch["loc"][:3] for ch in info["chs"]], dtype=float)
+    pos = pos[np.isfinite(pos).all(1) & (np.abs(pos).sum(1) > 0)]
+    if len(pos) < 4:
+        return None
+    centre, radius = fit_sphere(pos)
+    return (*(float(c) for c in centre), float(radius))
 
 
 def _save_stc(stc, base: Path) -> dict:

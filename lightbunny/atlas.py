@@ -22,6 +22,11 @@ Atlases available by name (see :func:`load_atlas`):
     live in a user data directory (``--data-dir`` or the ``LIGHTBUNNY_DATA`` environment
     variable); :func:`fetch_fsaverage994` downloads them and checks their sha256.
 
+Region names follow the connectome, prefixed ``l``/``r`` for the hemisphere. The prefix is
+checked against the vertices (:func:`hemisphere_name_mismatches`, which takes each hemisphere
+as one connected component of the mesh); fsaverage994 corrects two connectome names whose
+prefix is wrong (:data:`FSAVERAGE994_RENAMED`).
+
 Tests build a tiny atlas with :func:`make_synthetic_atlas`.
 """
 
@@ -175,6 +180,92 @@ class Atlas:
             "extent_mm": (self.vertices.max(0) - self.vertices.min(0)).round(1).tolist(),
             "source": self.metadata.get("source", ""),
         }
+
+
+def mesh_hemispheres(atlas: Atlas) -> np.ndarray:
+    """Hemisphere of every vertex from the mesh alone: 0 left, 1 right.
+
+    The two hemispheres of a cortex mesh are two connected components (no triangle crosses the
+    midline): the component whose vertices have the lower mean x (RAS: x to the right) is the
+    left one. This uses neither region names nor file order, so it can check both.
+
+    Returns
+    -------
+    hemisphere : ndarray of int8, shape (n_vertices,)
+
+    Raises
+    ------
+    ValueError
+        When the mesh does not have exactly two large components (each > 10 % of vertices).
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    n = atlas.n_vertices
+    t = np.asarray(atlas.triangles)
+    edges = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+    graph = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    sizes = np.bincount(label)
+    big = np.flatnonzero(sizes > 0.1 * n)
+    if len(big) != 2:
+        raise ValueError(f"Atlas {atlas.name!r}: the cortex mesh has {len(big)} large connected "
+                         f"components (sizes {sorted(sizes)[-4:]}); two hemispheres expected.")
+    mean_x = [atlas.vertices[label == c, 0].mean() for c in big]
+    left, right = big[np.argsort(mean_x)]
+    hemi = np.full(n, -1, dtype=np.int8)
+    hemi[label == left], hemi[label == right] = 0, 1
+    if (hemi < 0).any():  # stray small pieces: the side of their x relative to the midline
+        mid = 0.5 * (min(mean_x) + max(mean_x))
+        stray = hemi < 0
+        hemi[stray] = (atlas.vertices[stray, 0] > mid).astype(np.int8)
+    return hemi
+
+
+def region_hemispheres(atlas: Atlas) -> np.ndarray:
+    """Hemisphere of each region from its vertices (:func:`mesh_hemispheres`).
+
+    Returns
+    -------
+    hemisphere : ndarray of int8, shape (n_regions,)
+        0 left, 1 right, -1 when a region has vertices in both hemispheres or none.
+    """
+    hemi = mesh_hemispheres(atlas)
+    out = np.full(atlas.n_regions, -1, dtype=np.int8)
+    for r in range(atlas.n_regions):
+        h = np.unique(hemi[atlas.vertex_region == r])
+        if len(h) == 1:
+            out[r] = h[0]
+    return out
+
+
+def hemisphere_name_mismatches(atlas: Atlas, names=None) -> dict:
+    """Regions whose name's hemisphere prefix (``l``/``r``) contradicts their vertices.
+
+    Parameters
+    ----------
+    atlas : Atlas
+    names : sequence of str, optional
+        Names to check (default ``atlas.region_names``).
+
+    Returns
+    -------
+    mismatches : dict
+        Region index -> ``(name, 'left' | 'right' | 'both')``: the hemisphere the vertices lie
+        in. Names without an ``l``/``r`` prefix followed by an upper-case letter are reported
+        too (``'no prefix'``).
+    """
+    names = list(atlas.region_names if names is None else names)
+    hemi = region_hemispheres(atlas)
+    side = {0: "left", 1: "right", -1: "both"}
+    out = {}
+    for r, name in enumerate(names):
+        prefix = name[:1] if len(name) > 1 and name[1:2].isupper() else ""
+        if prefix not in ("l", "r"):
+            out[r] = (name, "no prefix")
+        elif "lr".index(prefix) != hemi[r]:
+            out[r] = (name, side[int(hemi[r])])
+    return out
 
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -397,6 +488,48 @@ def read_tvb_connectivity(zpath) -> dict:
     }
 
 
+#: Full names of tvb76's region abbreviations (without the l/r hemisphere prefix). Source: the
+#: region ontology shipped with tvb-data (``tvb_data/brco/tvb-brco.xml``, TVBTerm labels, the
+#: regional map of Koetter & Wanke 2005). IA, PMCM and CC have no term there: IA and PMCM are
+#: named by analogy with the ontology's IP (posterior insula) and PMCdl/PMCvl; CC is a
+#: midline region (x = +-2 mm) bordering every cingulate part, the hippocampus and the
+#: amygdala, read here as the medial wall at the corpus callosum.
+TVB76_REGION_NAMES = {
+    "A1": "primary auditory cortex", "A2": "secondary auditory cortex", "AMYG": "amygdala",
+    "CC": "medial wall at the corpus callosum", "CCA": "anterior cingulate gyrus",
+    "CCP": "posterior cingulate gyrus", "CCR": "retrosplenial cingulate gyrus",
+    "CCS": "subgenual cingulate gyrus", "FEF": "frontal eye field", "G": "gustatory cortex",
+    "HC": "hippocampal cortex", "IA": "anterior insula", "IP": "posterior insula",
+    "M1": "primary motor area", "PCI": "inferior parietal cortex",
+    "PCIP": "cortex of the intraparietal sulcus", "PCM": "medial parietal cortex (precuneus)",
+    "PCS": "superior parietal cortex", "PFCCL": "centrolateral prefrontal cortex",
+    "PFCDL": "dorsolateral prefrontal cortex", "PFCDM": "dorsomedial prefrontal cortex",
+    "PFCM": "medial prefrontal cortex", "PFCORB": "orbital prefrontal cortex",
+    "PFCPOL": "prefrontal pole", "PFCVL": "ventrolateral prefrontal cortex",
+    "PHC": "parahippocampal cortex", "PMCDL": "dorsolateral premotor cortex",
+    "PMCM": "medial premotor cortex", "PMCVL": "ventrolateral premotor cortex",
+    "S1": "primary somatosensory cortex", "S2": "secondary somatosensory cortex",
+    "TCC": "central temporal cortex", "TCI": "inferior temporal cortex",
+    "TCPOL": "temporal pole", "TCS": "superior temporal cortex", "TCV": "ventral temporal cortex",
+    "V1": "primary visual cortex", "V2": "secondary visual cortex",
+}
+
+
+def describe_region(name: str) -> str:
+    """The full name of a region label, e.g. ``'lTCS'`` -> ``'left superior temporal cortex'``.
+
+    Knows tvb76's labels (:data:`TVB76_REGION_NAMES`); any other label is returned unchanged.
+
+    >>> describe_region("rPFCDL")
+    'right dorsolateral prefrontal cortex'
+    >>> describe_region("region_3")
+    'region_3'
+    """
+    side = {"l": "left", "r": "right"}.get(name[:1])
+    full = TVB76_REGION_NAMES.get(name[1:]) if side else None
+    return f"{side} {full}" if full else name
+
+
 def load_tvb76() -> Atlas:
     """The embedded default atlas: tvb-data's 76-region connectome on its 16k-vertex cortex.
 
@@ -466,6 +599,14 @@ VENDORED_DIR = Path(__file__).parent / "data" / "fsaverage994"
 #: region centroids lie 1.4-3.4 mm from the node centres, against 22-78 mm without it).
 FSAVERAGE994_REMAP = {7: 994, 325: 997, 921: 996, 949: 995}
 
+#: Regions whose connectivity_998 name carries the wrong hemisphere prefix: every vertex of
+#: regions 797 (``lIP``) and 958 (``lMT``) lies in the right hemisphere (and DeepSIF's own
+#: ``rh.nmm_994.annot`` lists both in the right hemisphere). :func:`load_fsaverage994` derives
+#: the corrections from the vertices (it does not use this table) and records them in
+#: ``metadata['renamed_regions']`` (index -> [connectome name, corrected name]); node names
+#: (``node_names``) keep the connectome's spelling. Checked in ``tests/test_atlas.py``.
+FSAVERAGE994_RENAMED = {797: ("lIP_797", "rIP_797"), 958: ("lMT_958", "rMT_958")}
+
 
 def resolve_data_dir(data_dir=None) -> Path:
     """The fsaverage994 data folder: ``data_dir``, else ``$LIGHTBUNNY_DATA``, else
@@ -511,7 +652,7 @@ def check_data_dir(data_dir=None, files=FSAVERAGE994_REQUIRED, verify: bool = Fa
 
 
 def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=None,
-                       overwrite: bool = False) -> Path:
+                       overwrite: bool = False, progress: bool = True) -> Path:
     """Download the fsaverage994 anatomy files from the DeepSIF repository and check sha256.
 
     Parameters
@@ -525,6 +666,8 @@ def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=Non
         Subset of :data:`DEEPSIF_FILES` (default: all).
     overwrite : bool
         Download again files that are already present with the right checksum.
+    progress : bool
+        Show a progress bar over the files.
 
     Returns
     -------
@@ -540,7 +683,7 @@ def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=Non
     names = list(DEEPSIF_FILES) if files is None else list(files)
     for name in names:
         check_option("file", name, DEEPSIF_FILES)
-    for name in tqdm(names, desc="fetch fsaverage994", unit="file"):
+    for name in tqdm(names, desc="fetch fsaverage994", unit="file", disable=not progress):
         commit, sha = DEEPSIF_FILES[name]
         dest = root / name
         if dest.is_file() and not overwrite and _sha256(dest) == sha:
@@ -598,17 +741,36 @@ def load_fsaverage994(data_dir=None) -> Atlas:
     for region, node in FSAVERAGE994_REMAP.items():
         region_to_node[region] = node
     hemi = np.r_[np.zeros(n_left, np.int8), np.ones(len(right.coordinates), np.int8)]
+    # region centres on the inflated cortex (nilearn's fsaverage5 inflated mesh is DeepSIF's
+    # fs_cortex_20k_inflated.mat 'pos', and the mean of each region's vertices on it is that
+    # file's 'centre', both checked to 0.0): the original grows patches in their directions
+    inflated = np.vstack([surface.load_surf_mesh(fs[f"infl_{h}"]).coordinates
+                          for h in ("left", "right")]).astype(np.float64)
+    inflated_centres = np.zeros((int(mapping.max()) + 1, 3))
+    np.add.at(inflated_centres, mapping, inflated)
+    inflated_centres /= np.bincount(mapping, minlength=len(inflated_centres))[:, None]
+    names = [f"{conn['names'][n]}_{k}" for k, n in enumerate(region_to_node)]
+    renamed = {}
+    for r, name in enumerate(names):  # see FSAVERAGE994_RENAMED
+        side = np.unique(hemi[mapping == r])
+        if len(side) == 1 and name[:1] in "lr" and "lr".index(name[0]) != side[0]:
+            renamed[r] = [name, "lr"[side[0]] + name[1:]]
+            names[r] = renamed[r][1]
+    if renamed:
+        logger.debug("fsaverage994: hemisphere prefix corrected for %s", renamed)
     return build_atlas(
         "fsaverage994", vertices, triangles, mapping, conn["weights"], conn["tract_lengths"],
         region_to_node=region_to_node,
-        region_names=[f"{conn['names'][n]}_{k}" for k, n in enumerate(region_to_node)],
+        region_names=names,
         node_names=conn["names"],
         metadata={
             "source": f"nilearn fsaverage5 pial + DeepSIF anatomy in {root}",
-            "frame": "RAS mm (fsaverage surface RAS)",
+            "frame": "RAS mm (fsaverage surface RAS, approximately MNI305)",
             "vertex_hemisphere": hemi,
             "seed_adjacency": seed_adj,
+            "inflated_centres": inflated_centres,
             "data_dir": str(root),
+            "renamed_regions": renamed,
         },
     )
 

@@ -14,6 +14,24 @@ import sys
 COMMANDS: dict = {}
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to every option whose help does not already name its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or action.required or action.default is argparse.SUPPRESS
+                or action.nargs == 0 or "default" in text.lower()):
+            return text  # positionals, required options, flags, or a default already said
+        default = action.default
+        if default is None:
+            shown = "none"
+        elif isinstance(default, (list, tuple)):
+            shown = " ".join(str(x) for x in default)
+        else:
+            shown = str(default)
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
 def command(name: str, help: str):
     """Register ``add_arguments(parser)``; the decorated function runs the command."""
 
@@ -124,13 +142,15 @@ def _fetch_args(p):
     p.add_argument("--url", default=None,
                    help="URL template with {commit} and {path} (default: the pinned DeepSIF "
                         "commits on GitHub; a file:// template copies from a local mirror)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 @command("fetch", "download the fsaverage994 anatomy files (pinned DeepSIF commit, sha256 checked)")(_fetch_args)
 def _fetch(args):
     from .atlas import DEEPSIF_URL, fetch_fsaverage994
 
-    root = fetch_fsaverage994(args.data_dir, url_template=args.url or DEEPSIF_URL)
+    root = fetch_fsaverage994(args.data_dir, url_template=args.url or DEEPSIF_URL,
+                              progress=not args.no_progress)
     print(f"fsaverage994 files ready in {root}")
 
 
@@ -152,6 +172,7 @@ def _sources_args(p):
     p.add_argument("--n-variants", type=int, default=5,
                    help="variants per growth direction (default 5)")
     p.add_argument("--out", required=True, help="sources file to write (.h5)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 @command("sources", "grow synthetic source patches for one split and write the sources file")(
@@ -163,7 +184,8 @@ def _sources(args):
     atlas = load_atlas(args.atlas, data_dir=args.data_dir)
     sources = make_sources(atlas, split=args.split, n_iter=args.n_iter, n_sources=args.n_sources,
                            seed=args.seed, half_distance=args.half_distance,
-                           half_distance_per=args.half_distance_per, n_variants=args.n_variants)
+                           half_distance_per=args.half_distance_per, n_variants=args.n_variants,
+                           progress=not args.no_progress)
     sources.save(args.out)
     s = sources.summary()
     print(f"wrote {args.out}: {s['n_samples']} samples x {s['n_sources']} sources, atlas "
@@ -178,12 +200,14 @@ def _simulate_args(p):
                    help="source regions START:END (END excluded) or a comma list (default all)")
     p.add_argument("--duration", type=float, default=20.0,
                    help="seconds simulated per region after the 0.5 s transient (default 20)")
-    p.add_argument("--backend", default="torch", choices=("torch", "tvb"))
+    p.add_argument("--backend", default="torch", choices=("torch", "tvb"),
+                   help="simulator: the batched torch Jansen-Rit or TVB itself (the tvb extra)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="floating-point precision of the simulation")
     p.add_argument("--batch-size", type=int, default=32,
                    help="regions simulated together (default 32; on a GPU try 256 or more)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
     p.add_argument("--montage", default="standard_1020_64",
                    help="montage of the leadfield used for the 15 dB SNR scaling")
     p.add_argument("--no-scaling", action="store_true", help="keep the spikes unscaled")
@@ -195,6 +219,7 @@ def _simulate_args(p):
     p.add_argument("--consolidate", action="store_true",
                    help="at the end, merge the per-region files of OUT.d/ into OUT (one file)")
     p.add_argument("--out", required=True, help="spike bank file (.h5); re-run to resume")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 @command("simulate", "simulate Jansen-Rit source regions and write the spike bank")(_simulate_args)
@@ -216,7 +241,7 @@ def _simulate(args):
     bank = simulate_bank(atlas, args.out, regions=args.regions, duration=args.duration,
                          backend=args.backend, device=args.device, dtype=args.dtype,
                          batch_size=args.batch_size, seed=args.seed, gain=gain, config=config,
-                         scheduler=args.scheduler)
+                         scheduler=args.scheduler, progress=not args.no_progress)
     if args.consolidate:
         from .spikes import SpikeBank, consolidate_bank
 
@@ -250,8 +275,10 @@ def _train_args(p):
                    help="montage when --leadfield is not given (default standard_1020_64)")
     _add_data_dir(p)
     p.add_argument("--out", required=True, help="run folder: checkpoints, history, loss curve")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=50,
+                   help="training epochs, at most (--patience may stop earlier; the quickstart "
+                        "uses 6). Default 50")
+    p.add_argument("--batch-size", type=int, default=32, help="samples per optimiser step")
     p.add_argument("--recipe", default="lightbunny", choices=("lightbunny", "seed"),
                    help="training recipe: defaults of the options below (lightbunny: balanced "
                         "MSE + cosine loss, Adam 1e-3 with warm-up and cosine decay, gradient "
@@ -263,31 +290,38 @@ def _train_args(p):
                    choices=("mse", "l1", "smooth_l1", "balanced_mse", "cosine"),
                    help="loss (default: the recipe's, balanced_mse or seed mse)")
     p.add_argument("--cosine-weight", type=float, default=None,
-                   help="weight of the cosine loss term (lightbunny 1, seed 0)")
+                   help="weight of the cosine loss term (default: the recipe's, lightbunny 1, "
+                        "seed 0)")
     p.add_argument("--warmup-epochs", type=float, default=None,
-                   help="linear learning-rate warm-up, in epochs (lightbunny 1, seed 0)")
+                   help="linear learning-rate warm-up, in epochs (default: the recipe's, "
+                        "lightbunny 1, seed 0)")
     p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
-                   help="after the warm-up (lightbunny cosine, seed constant)")
+                   help="after the warm-up (default: the recipe's, lightbunny cosine, seed "
+                        "constant)")
     p.add_argument("--min-lr-ratio", type=float, default=None,
-                   help="final learning rate of the cosine schedule / --lr (lightbunny 0.05)")
+                   help="final learning rate of the cosine schedule / --lr (default: the recipe's, "
+                        "lightbunny 0.05)")
     p.add_argument("--grad-clip", type=float, default=None,
-                   help="clip the gradient norm to this value, 0 for none (lightbunny 1, seed 0)")
+                   help="clip the gradient norm to this value, 0 for none (default: the recipe's, "
+                        "lightbunny 1, seed 0)")
     p.add_argument("--resample", default=None, action=argparse.BooleanOptionalAction,
                    help="new random clips, SNRs and noise for the training samples every epoch "
-                        "(lightbunny yes, seed no)")
+                        "(default: the recipe's, lightbunny yes, seed no)")
     p.add_argument("--patience", type=int, default=10,
                    help="epochs without a lower validation loss before stopping (0: never stop)")
     p.add_argument("--seed", type=int, default=0, help="seed of the model, shuffling and data")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto: cuda when available, else cpu")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"),
                    help="bf16 autocast (auto: on CUDA only)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--deterministic", action="store_true",
                    help="torch deterministic algorithms (exact resume on GPU; slower)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--missing-clips", default="skip", choices=("skip", "raise"),
-                   help="samples whose centre region has no spike clip in the split: leave them "
-                        "out with a warning (default) or stop with an error")
+    p.add_argument("--missing-clips", default="neighbour", choices=("neighbour", "skip", "raise"),
+                   help="samples whose centre region has no spike clip in the split: use the "
+                        "clips of the nearest region of its patch that has some (default), "
+                        "leave them out with a warning, or stop with an error")
 
 
 @command("train", "train a network on synthetic (EEG, source) pairs; checkpoints each epoch")(
@@ -338,19 +372,31 @@ def _train(args):
 
 # ------------------------------------------------------------------------------ apply
 def _apply_args(p):
-    p.add_argument("recording", help="EEG file (.edf, .bdf, .set, .vhdr, .fif)")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", default=None, help="trained network (best.pt / last.pt)")
-    which.add_argument("--method", default=None,
-                       help="classical inverse instead: MNE, dSPM, sLORETA, eLORETA or LCMV")
+    p.add_argument("recordings", nargs="+", metavar="RECORDING",
+                   help="EEG files (.edf, .bdf, .set, .vhdr, .fif; .mat, .npy, .npz arrays with "
+                        "--sfreq and --montage or --ch-names) or glob patterns ('seg_*.mat'); "
+                        "all are imaged in one process")
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help="trained network (best.pt / last.pt); repeat for several")
+    p.add_argument("--method", default=None,
+                   help="classical inverse(s), comma-separated: MNE, dSPM, sLORETA, eLORETA, "
+                        "LCMV (with several models a comparison page is written per recording)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--atlas", default=None,
-                   help="atlas (with --method; default tvb76; with --checkpoint it must match)")
+                   help="atlas (with --method; default: the imported leadfield's by its region "
+                        "count, else tvb76; with --checkpoint it must match)")
     _add_data_dir(p)
     p.add_argument("--montage", default=None,
-                   help="with --method: leadfield montage (name or comma-separated channels; "
-                        "default standard_1020_64)")
-    p.add_argument("--leadfield", default=None, help="with --method: leadfield file (.h5)")
+                   help="montage name (e.g. deepsif75) or comma-separated channels: the "
+                        "leadfield's channels with --method, the rows of array files, electrode "
+                        "positions of a network")
+    p.add_argument("--ch-names", default=None,
+                   help="comma-separated row names of array files (instead of --montage)")
+    p.add_argument("--sfreq", type=float, default=None, help="sampling rate of array files, Hz")
+    p.add_argument("--variable", default=None, help="array name inside .mat/.npz files")
+    p.add_argument("--leadfield", default=None,
+                   help="leadfield: .h5 (lightbunny leadfield --out), or an imported .mat/.npy/"
+                        ".npz array (region- or vertex-level, detected by shape) or -fwd.fif")
     p.add_argument("--snr", type=float, default=3.0, help="classical regularisation SNR (default 3)")
     p.add_argument("--tmin", type=float, default=None, help="start of the range, s")
     p.add_argument("--tmax", type=float, default=None, help="end of the range, s")
@@ -359,16 +405,24 @@ def _apply_args(p):
                         "names")
     p.add_argument("--epoch-tmin", type=float, default=-0.5, help="epoch start around events, s")
     p.add_argument("--epoch-tmax", type=float, default=0.5, help="epoch end (excluded), s")
-    p.add_argument("--l-freq", type=float, default=None, help="high-pass edge, Hz (default none)")
-    p.add_argument("--h-freq", type=float, default=None, help="low-pass edge, Hz (default none)")
+    p.add_argument("--l-freq", type=float, default=None, help="high-pass edge of the EEG, Hz")
+    p.add_argument("--h-freq", type=float, default=None, help="low-pass edge of the EEG, Hz")
+    p.add_argument("--source-band", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="band-pass the source time courses, Hz (zero-phase FIR), before power")
+    p.add_argument("--envelope", action="store_true",
+                   help="with --source-band: take the Hilbert amplitude envelope")
+    p.add_argument("--average-segments", action="store_true",
+                   help="also average the normalised power maps over all recordings/segments")
+    p.add_argument("--n-top", type=int, default=10, help="regions listed per report (default 10)")
     p.add_argument("--missing", default="interpolate", choices=("interpolate", "zero"),
                    help="fill model channels absent from the file by spherical splines "
                         "(default) or zeros (the seed)")
     p.add_argument("--min-matched", type=float, default=0.25,
                    help="fewest model channels the file must supply: a fraction (<= 1) or a "
                         "count (default 0.25)")
-    p.add_argument("--units", default="auto", choices=("auto", "V"),
-                   help="auto: detect uV/mV stored as V by amplitude (default); V: trust the file")
+    p.add_argument("--units", default="auto", choices=("auto", "V", "uV", "none"),
+                   help="auto: detect uV/mV stored as V by amplitude (default); V or uV: the "
+                        "values' unit; none: scale-free data (no unit check, shown as a.u.)")
     p.add_argument("--overlap", type=float, default=0.5,
                    help="window overlap of a network, fraction (default 0.5)")
     p.add_argument("--short", default="pad", choices=("pad", "error"),
@@ -377,30 +431,44 @@ def _apply_args(p):
     p.add_argument("--no-figures", action="store_true", help="do not draw the PNG figures")
 
 
-@command("apply", "image a real EEG recording with a trained network or a classical method")(
+@command("apply", "image real EEG recordings with trained networks or classical methods")(
     _apply_args)
 def _apply(args):
-    from .apply import run_apply
+    from .clinical import apply_many
 
+    if not args.checkpoint and not args.method:
+        raise ValueError("give --checkpoint (a trained network) or --method (a classical "
+                         "inverse such as sLORETA)")
     montage = args.montage.split(",") if args.montage and "," in args.montage else args.montage
     min_matched = int(args.min_matched) if args.min_matched > 1 else args.min_matched
-    result = run_apply(args.recording, args.out, checkpoint=args.checkpoint, method=args.method,
-                       atlas=args.atlas, montage=montage, leadfield=args.leadfield, snr=args.snr,
-                       overlap=args.overlap, short=args.short, device=args.device,
-                       data_dir=args.data_dir, figures=not args.no_figures, tmin=args.tmin,
-                       tmax=args.tmax, events=args.events, epoch_tmin=args.epoch_tmin,
-                       epoch_tmax=args.epoch_tmax, l_freq=args.l_freq, h_freq=args.h_freq,
-                       missing=args.missing, min_matched=min_matched, units=args.units)
-    p = result.prepared
-    print(f"{result.model.get('name')} on {p.source}: {result.source.shape[0]} samples at "
-          f"{p.sfreq:g} Hz x {result.source.shape[1]} regions ({p.kind}"
-          f"{f', {p.n_averaged} epochs averaged' if p.n_averaged > 1 else ''})")
-    for line in p.report.summary().splitlines():
-        print(f"  {line}")
-    report = json.loads(result.paths["report"].read_text())
-    top = ", ".join(f"{r['name']} ({r['index']})" for r in report["top_regions"])
-    print(f"  most active regions: {top}")
-    print(f"wrote {len(result.paths)} files to {args.out}")
+    methods = [m.strip() for m in args.method.split(",") if m.strip()] if args.method else []
+    res = apply_many(args.recordings, args.out, checkpoints=args.checkpoint, methods=methods,
+                     atlas=args.atlas, montage=montage, leadfield=args.leadfield,
+                     data_dir=args.data_dir, sfreq=args.sfreq,
+                     ch_names=args.ch_names.split(",") if args.ch_names else None,
+                     variable=args.variable, source_band=args.source_band,
+                     envelope=args.envelope, average_segments=args.average_segments,
+                     snr=args.snr, overlap=args.overlap, short=args.short, device=args.device,
+                     figures=not args.no_figures, n_top=args.n_top, tmin=args.tmin,
+                     tmax=args.tmax, events=args.events, epoch_tmin=args.epoch_tmin,
+                     epoch_tmax=args.epoch_tmax, l_freq=args.l_freq, h_freq=args.h_freq,
+                     missing=args.missing, min_matched=min_matched, units=args.units)
+    for (label, model), result in res["results"].items():
+        p = result.prepared
+        print(f"{model} on {label}: {result.source.shape[0]} samples at {p.sfreq:g} Hz x "
+              f"{result.source.shape[1]} regions ({p.kind}"
+              f"{f', {p.n_averaged} epochs averaged' if p.n_averaged > 1 else ''})")
+        for line in p.report.summary().splitlines():
+            print(f"  {line}")
+    for row in res["rows"]:
+        print(f"  {row['recording']} / {row['model']}: most active {row['top_region']} "
+              f"({row['label'] or row['lobe']}, {row['hemisphere']}); "
+              f"{row['n_active']} active regions")
+    print(f"summary: {res['summary_md']}; wrote {len(res['rows'])} result(s) to {args.out}")
+    if res["failed"]:
+        raise ValueError(f"{len(res['failed'])} recording/model pair(s) not imaged (listed in "
+                         f"{res['summary_md']}): " + "; ".join(
+                             f"{f['recording']}: {f['error']}" for f in res["failed"][:5]))
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -422,13 +490,15 @@ def _evaluate_args(p):
     p.add_argument("--recipe", default="lightbunny", choices=("lightbunny", "seed"),
                    help="how samples are mixed (see lightbunny.dataset)")
     p.add_argument("--device", default="cpu", help="torch device of the checkpoints")
-    p.add_argument("--missing-clips", default="skip", choices=("skip", "raise"),
-                   help="test samples whose centre region has no clip: leave out or stop")
+    p.add_argument("--missing-clips", default="neighbour", choices=("neighbour", "skip", "raise"),
+                   help="test samples whose centre region has no clip: borrow the nearest "
+                        "patch region's clips (default), leave out, or stop")
     p.add_argument("--inverse-leadfield", default=None, metavar="LF.h5",
                    help="head-model mismatch: classical methods invert with this leadfield "
                         "(e.g. `lightbunny leadfield --head-model sphere --out LF.h5`) while the "
                         "EEG is simulated with --leadfield")
     p.add_argument("--out", required=True, help="output folder for the report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 @command("evaluate", "compare trained networks and classical inverses on the same test samples")(
@@ -452,7 +522,7 @@ def _evaluate(args):
                    inverse_leadfield=inverse_lf,
                    checkpoints=args.checkpoint, snrs=[float(x) for x in args.snr.split(",")],
                    n_samples=args.n_samples, seed=args.seed, device=args.device,
-                   dataset_kwargs={"recipe": args.recipe,
+                   progress=not args.no_progress, dataset_kwargs={"recipe": args.recipe,
                                    "missing_clips": args.missing_clips})
     print(res["summary_md"].read_text())
     print(f"report: {res['report']}")
@@ -571,12 +641,15 @@ def _benchmark(args):
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="lightbunny", description="Deep-learning EEG source imaging.")
+    parser = argparse.ArgumentParser(prog="lightbunny",
+                                     description="Deep-learning EEG source imaging.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"lightbunny {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_, add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_, description=help_))
+        add_arguments(sub.add_parser(name, help=help_, description=help_,
+                                     formatter_class=HelpFormatter))
     return parser
 
 
@@ -584,7 +657,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           datefmt="%Y-%m-%d %H:%M:%S"))
     pkg_logger = logging.getLogger("lightbunny")
     pkg_logger.addHandler(handler)
     pkg_logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)

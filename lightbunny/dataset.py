@@ -61,6 +61,7 @@ split is scored in validation or testing.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -73,6 +74,35 @@ RECIPES = ("lightbunny", "seed")
 BACKGROUNDS = ("clip", "none")
 NOISE_SCOPES = ("channel", "global")
 RNGS = ("generator", "counter")
+MISSING_CLIPS = ("raise", "skip", "neighbour")
+_LOGGED: set = set()
+
+
+def _log_once(level: int, msg: str, *args) -> None:
+    """Log a message once per process (several datasets over one sources file, e.g. one per
+    SNR in an evaluation, would otherwise repeat it)."""
+    text = msg % args
+    if text not in _LOGGED:
+        _LOGGED.add(text)
+        logger.log(level, text)
+
+
+def _nearest_patch_region(sources, region: int, has_clips) -> int | None:
+    """The region of ``region``'s own patches with the largest decay weight (the nearest, as
+    weights decay with distance from the centre) for which ``has_clips(r)`` holds; ties go to
+    the lower index. None when no patch region qualifies."""
+    best = {}
+    n_s = sources.n_sources
+    for i, k in zip(*np.nonzero(sources.centres == region)):
+        seg = i * n_s + k
+        a, b = sources.offsets[seg], sources.offsets[seg + 1]
+        for r, w in zip(sources.regions[a:b].tolist(), sources.weights[a:b].tolist()):
+            if r != region and w > best.get(r, -np.inf):
+                best[r] = w
+    for r in sorted(best, key=lambda r: (-best[r], r)):
+        if has_clips(r):
+            return int(r)
+    return None
 SPLITS = ("train", "val", "test")
 
 try:  # torch is a hard dependency, but keep `import lightbunny.dataset` cheap to fail clearly
@@ -373,8 +403,18 @@ class SyntheticEEGDataset(_TorchDataset):
         Seed of the clip split (keep it equal across the datasets of one experiment).
     clip_split : {'train', 'val', 'test'}, optional
         Which clip set to use (default: the sources file's split).
-    missing_clips : {'raise', 'skip'}
-        What to do with samples whose centre region has no clip in the split.
+    missing_clips : {'raise', 'skip', 'neighbour'}
+        What to do with samples whose centre region has no clip in the split (a region
+        whose simulation produced no detectable spike, or too few clips to give every split
+        one): stop with an error, leave those samples out, or (``'neighbour'``, lightbunny
+        recipe) give the region the split's clips of its nearest region that has some, so
+        no sample is lost. "Nearest" is read from the sources file itself: among the regions
+        of the region's own patches, the one with the largest decay weight (the weights decay
+        with distance from the centre). The spike waveform then comes from that neighbour
+        (its column of its clips; the background is the rest of the neighbour's clip) and is
+        placed on the centre region's patch. Train/val/test clip sets stay disjoint. With
+        the seed recipe (which copies whole clips) ``'neighbour'`` acts as ``'skip'``.
+        :attr:`clip_donors` lists the substitutions.
     device : str or torch.device, optional
         Default device of :meth:`get_batch` (CPU).
     rng : {'generator', 'counter'}
@@ -420,7 +460,7 @@ class SyntheticEEGDataset(_TorchDataset):
         check_option("recipe", recipe, RECIPES)
         check_option("background", background, BACKGROUNDS)
         check_option("noise_scope", noise_scope, NOISE_SCOPES)
-        check_option("missing_clips", missing_clips, ("raise", "skip"))
+        check_option("missing_clips", missing_clips, MISSING_CLIPS)
         check_option("rng", rng, RNGS)
         self.rng = rng
         if not isinstance(sources, Sources):
@@ -503,12 +543,32 @@ class SyntheticEEGDataset(_TorchDataset):
         self.clip_fractions = tuple(float(x) for x in clip_fractions)
         self.clip_seed = int(clip_seed)
         needed = np.unique(sources.centres)
-        self._clip_sets = {}
-        for r in needed:
+
+        def own_set(r):
             sets = split_clips(bank.n_clips(int(r)), region=int(r), fractions=self.clip_fractions,
                                seed=self.clip_seed)
-            self._clip_sets[int(r)] = read_only(sets[self.clip_split])
+            return read_only(sets[self.clip_split])
+
+        self._clip_sets = {int(r): own_set(r) for r in needed}
+        #: region -> region whose clips it uses (itself unless a neighbour's were borrowed)
+        self._donor = {int(r): int(r) for r in needed}
         missing = np.array([r for r in needed if len(self._clip_sets[int(r)]) == 0], dtype=np.int64)
+        if len(missing) and missing_clips == "neighbour" and recipe != "seed":
+            borrowed = {}
+            for r in missing.tolist():
+                q = _nearest_patch_region(sources, r, lambda q: bank.n_clips(q) > 0
+                                          and len(own_set(q)) > 0)
+                if q is not None:
+                    self._clip_sets[r] = own_set(q)
+                    self._donor[r] = q
+                    borrowed[r] = q
+            if borrowed:
+                _log_once(logging.INFO, "%d centre regions of the %s sources file (%s) have no "
+                          "clip in the spike bank's %r clip set; they use their nearest patch "
+                          "neighbour's %s clips: %s", len(borrowed), sources.split,
+                          sources.atlas_name, self.clip_split, self.clip_split,
+                          ", ".join(f"{r}<-{q}" for r, q in borrowed.items()))
+            missing = np.array([r for r in missing if r not in borrowed], dtype=np.int64)
         keep = np.arange(sources.n_samples)
         if len(missing):
             bad = np.isin(sources.centres, missing).any(axis=1)
@@ -518,9 +578,13 @@ class SyntheticEEGDataset(_TorchDataset):
                    f"{' ...' if len(missing) > 20 else ''} ({int(bad.sum())} of "
                    f"{sources.n_samples} samples)")
             if missing_clips == "raise":
-                raise ValueError(msg + "; simulate those regions, or pass missing_clips='skip' to "
-                                       "drop their samples.")
-            logger.warning("%s; dropping those samples.", msg)
+                raise ValueError(msg + "; simulate those regions, or pass missing_clips="
+                                       "'neighbour' to use a neighbouring region's clips, or "
+                                       "'skip' to drop their samples.")
+            hint = ("the seed recipe copies whole clips, so no neighbour's can stand in"
+                    if recipe == "seed" else
+                    "missing_clips='neighbour' keeps them with a neighbouring region's clips")
+            _log_once(logging.WARNING, "%s; dropping those samples (%s).", msg, hint)
             keep = keep[~bad]
         self._samples = read_only(keep)
         n_set = np.zeros(self.n_regions, dtype=np.int64)
@@ -615,6 +679,11 @@ class SyntheticEEGDataset(_TorchDataset):
                 f"split={self.sources.split!r}, recipe={self.recipe!r}, n_chans={self.n_chans}, "
                 f"n_times={self.n_times})")
 
+    @property
+    def clip_donors(self) -> dict:
+        """Centre regions that use another region's clips: ``{region: donor region}``."""
+        return {r: q for r, q in self._donor.items() if r != q}
+
     def clip_set(self, region: int) -> np.ndarray:
         """Bank clip indices of ``region`` that this dataset draws from (read-only)."""
         return self._clip_sets[int(region)]
@@ -623,8 +692,9 @@ class SyntheticEEGDataset(_TorchDataset):
     def _region_waves(self, r: int) -> np.ndarray:
         w = self._waves.get(r)
         if w is None:
-            clips = self.bank.clips(r)
-            w = read_only(np.ascontiguousarray(clips[self._clip_sets[r], :, r], dtype=np.float32))
+            q = self._donor.get(r, r)
+            clips = self.bank.clips(q)
+            w = read_only(np.ascontiguousarray(clips[self._clip_sets[r], :, q], dtype=np.float32))
             self._waves[r] = w
         return w
 
@@ -632,7 +702,8 @@ class SyntheticEEGDataset(_TorchDataset):
         """Sensor projection ``clip @ gain.T`` of the region's clips, (n_set, n_times, n_chans)."""
         b = self._proj.get(r)
         if b is None:
-            clips = np.asarray(self.bank.clips(r)[self._clip_sets[r]], dtype=np.float32)
+            clips = np.asarray(self.bank.clips(self._donor.get(r, r))[self._clip_sets[r]],
+                               dtype=np.float32)
             b = read_only(np.ascontiguousarray(clips @ self.gain.T, dtype=np.float32))
             self._proj[r] = b
             if self.recipe == "seed":
@@ -642,7 +713,8 @@ class SyntheticEEGDataset(_TorchDataset):
     def _region_colmax(self, r: int) -> np.ndarray:
         """Maximum over time of every region's column in each clip, (n_set, n_regions)."""
         if r not in self._colmax:
-            clips = np.asarray(self.bank.clips(r)[self._clip_sets[r]], dtype=np.float32)
+            clips = np.asarray(self.bank.clips(self._donor.get(r, r))[self._clip_sets[r]],
+                               dtype=np.float32)
             self._colmax[r] = read_only(clips.max(axis=1))
         return self._colmax[r]
 
@@ -864,8 +936,10 @@ class SyntheticEEGDataset(_TorchDataset):
                 bg = np.stack([self._region_proj(int(c))[p] for c, p in
                                zip(c1, d["clip_pos"][:, 0])])
                 bg = torch.from_numpy(bg).to(device)
-                # remove the first source's own centre column (its spike) from its clip
-                bg -= waves[:, 0, :, None] * gain.T[torch.as_tensor(c1, device=device)][:, None, :]
+                # remove the first source's spike (the clip's own region column: the centre,
+                # or the neighbour whose clips it borrowed) from its clip
+                own = np.array([self._donor.get(int(c), int(c)) for c in c1], dtype=np.int64)
+                bg -= waves[:, 0, :, None] * gain.T[torch.as_tensor(own, device=device)][:, None, :]
                 bg = _ref_centre_(bg)
                 if self.sbr_db is not None:
                     p_s = signal.pow(2).mean(dim=(1, 2), keepdim=True)
@@ -919,7 +993,7 @@ class SyntheticEEGDataset(_TorchDataset):
         for b in range(n_b):
             for k in range(s):
                 c, p, j = int(d["centres"][b, k]), int(d["clip_pos"][b, k]), int(d["clips"][b, k])
-                clip_u[b, k] = self.bank.clips(c)[j][:, cols[b]]
+                clip_u[b, k] = self.bank.clips(self._donor.get(c, c))[j][:, cols[b]]
                 waves[b, k] = self._region_waves(c)[p]
                 proj[b, k] = self._region_proj(c)[p]
                 colmax[b, k] = self._region_colmax(c)[p]

@@ -41,6 +41,14 @@ REPORT_METRICS = {
     "temporal_pcc_centre": "higher", "temporal_pcc_patch": "higher", "spatial_pcc": "higher",
     "nmse": "lower",
 }
+#: What each metric measures, with its unit (y labels of the box plots).
+METRIC_UNITS = {
+    "localisation_error": "distance (mm)", "peak_error": "distance (mm)",
+    "spatial_dispersion": "distance (mm)", "precision": "fraction of regions (0-1)",
+    "recall": "fraction of regions (0-1)", "roc_auc": "area under ROC (0-1)",
+    "temporal_pcc_centre": "correlation (-1 to 1)", "temporal_pcc_patch": "correlation (-1 to 1)",
+    "spatial_pcc": "correlation (-1 to 1)", "nmse": "normalised MSE (no unit)",
+}
 
 
 class _Method:
@@ -207,9 +215,15 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
     md = summary_markdown(summary, names, snrs)
     with atomic_path(paths["summary_md"]) as tmp:
         Path(tmp).write_text(md)
+    sfreq = float(datasets[snrs[0]].preprocessing["sfreq"])
+    fig_bar = tqdm(total=1 + 2 * len(examples), desc="figures", unit="figure",
+                   disable=not progress)
     figures = [_boxplots(rows, names, snrs, out_dir / "figures")]
+    fig_bar.update(1)
     for i, ex in sorted(examples.items()):
-        figures += _example_figures(atlas, ex, names, i, fig_snr, out_dir / "figures")
+        figures += _example_figures(atlas, ex, names, i, fig_snr, out_dir / "figures",
+                                    sfreq=sfreq, on_figure=fig_bar.update)
+    fig_bar.close()
     config = {"sources": sources.attrs, "bank": getattr(bank, "attrs", str(bank)),
               "leadfield": _describe(leadfield),
               "inverse_leadfield": _describe(inverse_leadfield),
@@ -306,7 +320,9 @@ def _boxplots(rows, methods, snrs, fig_dir: Path) -> Path:
                             patch_artist=True, showfliers=False)
             for box in bp["boxes"]:
                 box.set_facecolor(colours(j))
-        ax.set_xticks(range(len(snrs)), [f"{s:g} dB" for s in snrs])
+        ax.set_xticks(range(len(snrs)), [f"{s:g}" for s in snrs])
+        ax.set_xlabel("sensor SNR (dB)", fontsize=8)
+        ax.set_ylabel(METRIC_UNITS.get(metric, "value"), fontsize=8)
         ax.set_title(f"{metric} ({REPORT_METRICS[metric]} is better)", fontsize=9)
     for ax in axes.ravel()[len(metrics):]:
         ax.set_axis_off()
@@ -316,8 +332,9 @@ def _boxplots(rows, methods, snrs, fig_dir: Path) -> Path:
     return save_figure(fig, fig_dir / "boxplots.png")
 
 
-def _example_figures(atlas, example, methods, index, snr, fig_dir: Path) -> list:
-    from .viz import _mpl, plot_cortex, save_figure
+def _example_figures(atlas, example, methods, index, snr, fig_dir: Path, *,
+                     sfreq: float = 500.0, on_figure=None) -> list:
+    from .viz import _mpl, plot_cortex, region_label, save_figure
 
     plt = _mpl()
     out = []
@@ -327,53 +344,73 @@ def _example_figures(atlas, example, methods, index, snr, fig_dir: Path) -> list
     for sf, name in zip(np.atleast_1d(sub), panels):
         power = (example[name] ** 2).mean(0)
         power = power / (power.max() or 1.0)
-        plot_cortex(atlas, power, cmap="hot_r", symmetric=False, title=f"{name}: relative power",
-                    fig=sf)
+        plot_cortex(atlas, power, cmap="Reds", symmetric=False, title=f"{name}: relative power",
+                    fig=sf, cbar_label="power / max (normalised)")
     out.append(save_figure(fig, fig_dir / f"sample{index}_cortex.png"))
+    if on_figure is not None:
+        on_figure(1)
     fig, axes = plt.subplots(1, len(example["centres"]), figsize=(5 * len(example["centres"]), 3),
                              squeeze=False)
+    styles = ["--", "-.", ":", (0, (5, 1, 1, 1))]
+    times = np.arange(len(example["truth"])) / sfreq
     for ax, c in zip(axes[0], example["centres"]):
-        for name in panels:
+        for j, name in enumerate(panels):
             y = example[name][:, c]
             y = y / (np.abs(y).max() or 1.0)
-            ax.plot(y, lw=2.5 if name == "truth" else 1.0, color="k" if name == "truth" else None,
-                    label=name)
-        ax.set_title(f"sample {index}, {snr:g} dB: region {c} ({atlas.region_names[c]})",
-                     fontsize=9)
-        ax.set_xlabel("sample")
+            if name == "truth":
+                ax.plot(times, y, lw=3, color="0.75", label=name, zorder=1)
+            else:
+                ax.plot(times, y, lw=1.2, ls=styles[(j - 1) % len(styles)], label=name,
+                        zorder=2)
+        label = region_label(atlas.region_names[c])
+        ax.set_title(f"sample {index}, {snr:g} dB, region {c}\n{label}", fontsize=9)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("activity / max |activity| (normalised)", fontsize=8)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     out.append(save_figure(fig, fig_dir / f"sample{index}_timecourse.png"))
+    if on_figure is not None:
+        on_figure(1)
     return out
+
+
+def markdown_tables_to_html(md: str) -> str:
+    r"""HTML of the ``### heading`` lines and pipe tables of a Markdown text (bold cells kept).
+
+    Only what :func:`summary_markdown` writes is understood; other lines are dropped.
+
+    >>> markdown_tables_to_html("| a | b |\n| --- | --- |\n| **1** | 2 |")
+    '<table>\n<tr><th>a</th><th>b</th></tr>\n<tr><td><b>1</b></td><td>2</td></tr>\n</table>'
+    """
+    import html
+
+    out, in_table = [], False
+    for line in md.splitlines():
+        if line.startswith("### "):
+            out.append(f"<h3>{html.escape(line[4:])}</h3>")
+        elif line.startswith("| ---"):
+            continue
+        elif line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+            row = "".join(
+                f"<{tag}>" + (f"<b>{html.escape(c[2:-2])}</b>" if c.startswith("**")
+                              else html.escape(c)) + f"</{tag}>" for c in cells)
+            out.append(f"<tr>{row}</tr>")
+        elif in_table:
+            out.append("</table>")
+            in_table = False
+    if in_table:
+        out.append("</table>")
+    return "\n".join(out)
 
 
 def _write_html(path: Path, summary_md: str, figures: list, config: dict) -> Path:
     import html
     import json
-
-    def md_table_to_html(md: str) -> str:
-        out, in_table = [], False
-        for line in md.splitlines():
-            if line.startswith("### "):
-                out.append(f"<h3>{html.escape(line[4:])}</h3>")
-            elif line.startswith("| ---"):
-                continue
-            elif line.startswith("|"):
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                tag = "th" if not in_table else "td"
-                if not in_table:
-                    out.append("<table>")
-                    in_table = True
-                row = "".join(
-                    f"<{tag}>" + (f"<b>{html.escape(c[2:-2])}</b>" if c.startswith("**")
-                                  else html.escape(c)) + f"</{tag}>" for c in cells)
-                out.append(f"<tr>{row}</tr>")
-            elif in_table:
-                out.append("</table>")
-                in_table = False
-        if in_table:
-            out.append("</table>")
-        return "\n".join(out)
 
     imgs = []
     for fig in figures:
@@ -387,7 +424,7 @@ td,th{{border:1px solid #bbb;padding:3px 6px}} pre{{background:#f5f5f5;padding:1
 <p>Every method saw the same samples at each SNR. Mean ± sd (median); best mean in bold;
 arrows give the better direction. Localisation error follows DeepSIF's definition (see
 <code>lightbunny.metrics</code>).</p>
-<h2>Summary</h2>{md_table_to_html(summary_md)}
+<h2>Summary</h2>{markdown_tables_to_html(summary_md)}
 <h2>Figures</h2>{''.join(imgs)}
 <h2>Parameters</h2><pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre>
 </body></html>"""

@@ -46,6 +46,9 @@ READERS = {
     ".fif.gz": "read_raw_fif",
 }
 MISSING_MODES = ("interpolate", "zero")
+#: What the values of a recording are: ``auto`` (V, with a check for uV/mV stored as V), ``V``,
+#: ``uV``, or ``none`` (scale-free data: no unit check, amplitudes reported as a.u.).
+UNITS = ("auto", "V", "uV", "none")
 #: Reference electrodes that clinical files append to a channel name (``Fp1-REF``, ``Fp1-A1``).
 REFERENCE_SUFFIXES = ("REF", "LE", "RE", "AR", "AV", "AVG", "CAR", "A1", "A2", "A12", "M1", "M2",
                       "LR", "REF1", "REF2", "EAR", "LINKED", "REFERENCE")
@@ -202,6 +205,8 @@ class RealignmentReport:
         by linear interpolation in time.
     unit_scale : float
         Factor applied to the data after an amplitude check (1.0: the file's unit was kept).
+    units : {"V", "a.u."}
+        Unit of the prepared EEG: volts, or arbitrary units for scale-free data (``units="none"``).
     sfreq_in, sfreq_out : float
         Sampling rates (Hz) of the recording and of the prepared EEG.
     warnings : list of str
@@ -217,6 +222,7 @@ class RealignmentReport:
     bad: dict = field(default_factory=dict)
     nan_spans: list = field(default_factory=list)
     unit_scale: float = 1.0
+    units: str = "V"
     sfreq_in: float = float("nan")
     sfreq_out: float = float("nan")
     steps: list = field(default_factory=list)
@@ -342,14 +348,21 @@ def check_units(data: np.ndarray, report: RealignmentReport, *, units: str = "au
 
     With ``units='auto'``, the median channel standard deviation is compared with
     :data:`EEG_STD_RANGE`; outside it, the first rescaling of ``_UNIT_GUESSES`` that lands inside
-    is returned and a warning is logged. ``units='V'`` trusts the file (factor 1).
+    is returned and a warning is logged. ``units='V'`` trusts the file (factor 1); ``'uV'``
+    says the values are microvolts (factor 1e-6, no check); ``'none'`` says the data have no
+    physical unit (e.g. segments already scaled to max |x| = 1): factor 1, no check, no
+    warning, and figures label amplitudes "a.u." (see :data:`UNITS`).
 
     Raises
     ------
     ValueError
         The amplitudes are implausible in every unit tried.
     """
-    check_option("units", units, ("auto", "V"))
+    check_option("units", units, UNITS)
+    if units == "none":
+        return 1.0
+    if units == "uV":
+        return 1e-6
     std = float(np.median(np.nanstd(data, axis=1))) if data.size else 0.0
     lo, hi = EEG_STD_RANGE
     if units == "V" or lo <= std <= hi:
@@ -532,6 +545,7 @@ def realign_channels(raw, ch_names, *, missing: str = "interpolate", min_matched
                     f"linear interpolation in time; source estimates there are not meaningful.")
     scale = check_units(good_data, report, units=units)
     report.unit_scale = scale
+    report.units = "a.u." if units == "none" else "V"
     full = np.zeros((len(target), raw.n_times))
     for row, c in zip(good_data, good):
         full[target.index(c)] = row * scale
@@ -765,6 +779,13 @@ def prepare_recording(recording, ch_names, *, sfreq: float = 500.0, l_freq: floa
             raise ValueError(f"l_freq ({l_freq} Hz) must be positive and below h_freq.")
         aligned.filter(l_freq, h_freq, picks="all", verbose="error")
         report.steps.append(f"band-pass filtered {l_freq}-{h_freq} Hz")
+        n_filter = len(mne.filter.create_filter(None, sf_in, l_freq, h_freq, verbose="error"))
+        if n_filter > aligned.n_times:  # MNE's own warning is silenced above: keep it here
+            report.warn(f"The {l_freq}-{h_freq} Hz filter ({n_filter} samples, "
+                        f"{n_filter / sf_in:.2f} s) is longer than the recording "
+                        f"({aligned.n_times} samples); distortion is likely. Filter a longer "
+                        f"recording before cutting segments, or filter the sources "
+                        f"(--source-band) and read them away from the edges.")
     if sf_in < sfreq:
         report.warn(f"The recording is sampled at {sf_in:g} Hz, below the model's {sfreq:g} Hz; "
                     f"upsampled (no content above {sf_in / 2:g} Hz).")
@@ -814,6 +835,6 @@ def _average_events(data, sfreq, onsets, epoch_tmin, epoch_tmax, report):
     return avg, first / sfreq, int(inside.sum())
 
 
-__all__ = ["READERS", "MISSING_MODES", "RealignmentReport", "PreparedEEG", "read_recording",
+__all__ = ["READERS", "MISSING_MODES", "UNITS", "RealignmentReport", "PreparedEEG", "read_recording",
            "clean_channel_name", "detect_bad_channels", "fill_nan_spans", "check_units",
            "realign_channels", "prepare_recording"]

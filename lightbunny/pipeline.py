@@ -201,7 +201,7 @@ def _sources_stage(cfg, atlas, out: Path, progress: bool) -> dict:
 def _dataset(sources, bank, leadfield, cfg, **extra):
     from .dataset import make_dataset
 
-    kwargs = {"seed": int(cfg["pipeline"]["seed"]), "missing_clips": "skip",
+    kwargs = {"seed": int(cfg["pipeline"]["seed"]), "missing_clips": "neighbour",
               **cfg["dataset"], **extra}
     return make_dataset(sources, bank, leadfield, **kwargs)
 
@@ -252,8 +252,19 @@ def _evaluate_stage(cfg, atlas, bank, leadfield, paths, out: Path, progress: boo
                    methods=ev["methods"], checkpoints=[paths["checkpoint"]], snrs=ev["snrs"],
                    n_samples=ev["n_samples"], seed=int(cfg["pipeline"]["seed"]) + 1,
                    device="cpu", progress=progress,
-                   dataset_kwargs={"missing_clips": "skip", **cfg["dataset"], **ev["dataset"]})
+                   dataset_kwargs=_evaluation_dataset_kwargs(cfg))
     return out, res["summary"]
+
+
+def _evaluation_dataset_kwargs(cfg) -> dict:
+    """Dataset options of the evaluation: ``[dataset]`` then ``[evaluate] dataset``, without
+    ``snr_db`` (the evaluation sets the SNR itself, one value per row of ``[evaluate] snrs``;
+    passing the training range as well raised "multiple values for keyword argument 'snr_db'")."""
+    kwargs = {"missing_clips": "neighbour", **cfg["dataset"], **cfg["evaluate"]["dataset"]}
+    if "snr_db" in kwargs:
+        logger.info("evaluation: [dataset] snr_db %s is the training range; the evaluation uses "
+                    "[evaluate] snrs %s", kwargs.pop("snr_db"), cfg["evaluate"]["snrs"])
+    return kwargs
 
 
 def simulate_recording(leadfield, region: int, *, sfreq: float = 256.0, seconds: float = 4.0,
@@ -305,8 +316,8 @@ def _apply_stage(cfg, atlas, leadfield, checkpoint, out: Path) -> dict:
             mne.export.export_raw(tmp, raw, fmt="edf", overwrite=True, verbose="error")
     results = {"recording": edf, "true_region": region}
     for label, kw in (("network", {"checkpoint": checkpoint}), ("sloreta", {"method": "sLORETA"})):
-        res = run_apply(edf, out / label, atlas=atlas if label == "sloreta" else None,
-                        leadfield=leadfield if label == "sloreta" else None, **kw)
+        # the leadfield also gives the network its electrode positions (interpolation, topomap)
+        res = run_apply(edf, out / label, atlas=atlas, leadfield=leadfield, **kw)
         top = [int(r) for r in res.top_regions(3)]
         results[label] = {"dir": out / label, "top_regions": top,
                           "top_names": [atlas.region_names[r] for r in top],
@@ -320,6 +331,8 @@ def _apply_stage(cfg, atlas, leadfield, checkpoint, out: Path) -> dict:
 def _write_report(out: Path, cfg, paths, summary, timings, train_result) -> Path:
     import base64
     import html
+
+    from .evaluate import markdown_tables_to_html
 
     ev = out / "evaluation"
     md = (ev / "summary.md").read_text() if (ev / "summary.md").is_file() else ""
@@ -344,20 +357,35 @@ padding:3px 6px}} table{{border-collapse:collapse;font-size:13px}} pre{{backgrou
 <p>{html.escape(headline)}</p>
 <h2>Evaluation (identical test samples for every method)</h2>
 <p>Full report with box plots and cortex figures: <a href="evaluation/report.html">evaluation/report.html</a></p>
-<pre>{html.escape(md)}</pre>
-<h2>Training</h2><pre>{html.escape(json.dumps(train_result, indent=2, default=str))}</pre>
+{markdown_tables_to_html(md)}
+<h2>Training</h2>{_html_table(train_result or {}, ("", ""))}
 {img(out / 'train' / 'loss_curve.png')}
 <h2>Real-EEG path: simulated EDF recording</h2>
 <p>True region: {html.escape(str(ap.get('true_region', '')))}</p>
 <table><tr><th>method</th><th>3 most active regions</th><th>true region or neighbour first</th></tr>{apply_rows}</table>
 {img(out / 'apply' / 'network' / 'power_map.png')}{img(out / 'apply' / 'sloreta' / 'power_map.png')}
-<h2>Time per stage (s)</h2><pre>{html.escape(json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=2))}</pre>
-<h2>Configuration</h2><pre>{html.escape(json.dumps(cfg, indent=2, default=str))}</pre>
+<h2>Time per stage</h2>{_html_table({k: round(v, 1) for k, v in timings.items()}, ("stage", "s"))}
+<h2>Configuration</h2>{''.join(f"<h3>[{html.escape(k)}]</h3>" + _html_table(v, ("option", "value"))
+                               for k, v in cfg.items() if isinstance(v, dict))}
 </body></html>"""
     path = out / "report.html"
     with atomic_path(path) as tmp:
         Path(tmp).write_text(page)
     return path
+
+
+def _html_table(mapping: dict, header=("key", "value")) -> str:
+    """A two-column HTML table of a flat dict (values as compact JSON when not plain)."""
+    import html
+
+    def cell(v):
+        return html.escape(v if isinstance(v, str) else json.dumps(v, default=str))
+
+    head = (f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>"
+            if any(header) else "")
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{cell(v)}</td></tr>"
+                   for k, v in mapping.items())
+    return f"<table>{head}{rows}</table>"
 
 
 def _headline(summary) -> str:

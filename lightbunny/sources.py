@@ -251,8 +251,33 @@ def grow_patches(adjacency, centres, region, *, rng=None, n_variants: int = 5,
     return out
 
 
+GROWTH_DIRECTIONS = ("inflated", "pial")
+
+
+def growth_centres(atlas, directions: str | None = None) -> np.ndarray:
+    """Region centres that set patch growth directions (shape (n_regions, 3), mm).
+
+    The original (``generate_sythetic_source.m``) takes directions from the centres of the
+    regions on the *inflated* cortex (``fs_cortex_20k_inflated.mat``'s ``centre``: the mean of
+    each region's inflated vertices; nilearn's fsaverage5 inflated mesh is identical). On
+    fsaverage994 that is the default (``'inflated'``); ``'pial'`` uses the pial centres (this
+    package's behaviour before; 255 of 994 regions then grow in other directions, mean candidate
+    patch 19.1 instead of 20.7 regions). Atlases without an inflated surface use the pial ones.
+    """
+    inflated = atlas.metadata.get("inflated_centres")
+    if directions is None:
+        directions = "inflated" if inflated is not None else "pial"
+    check_option("directions", directions, GROWTH_DIRECTIONS)
+    if directions == "pial":
+        return atlas.centres
+    if inflated is None:
+        raise ValueError(f"atlas {atlas.name!r} has no inflated surface; use directions='pial'")
+    return np.asarray(inflated, dtype=np.float64)
+
+
 def candidate_patches(atlas, *, seed: int = 0, n_variants: int = 5, regions=None,
-                      adjacency=None, progress: bool = True) -> dict:
+                      adjacency=None, directions: str | None = None,
+                      progress: bool = True) -> dict:
     """Candidate patches of every (or the given) centre region.
 
     Candidates of region ``c`` derive from ``(seed, c)`` only, so they do not depend on which
@@ -268,6 +293,9 @@ def candidate_patches(atlas, *, seed: int = 0, n_variants: int = 5, regions=None
     adjacency : ndarray of bool, shape (n_regions, n_regions), optional
         Region graph to grow over (default: ``atlas.adjacency``, regions sharing a mesh edge).
         Pass the seed's ``nbs`` lists as a matrix to replicate its patches exactly.
+    directions : {'inflated', 'pial'}, optional
+        Which region centres set the growth directions (:func:`growth_centres`; default
+        inflated where the atlas has an inflated surface, as the original).
     progress : bool
         Show a tqdm bar.
 
@@ -283,11 +311,12 @@ def candidate_patches(atlas, *, seed: int = 0, n_variants: int = 5, regions=None
         raise ValueError(f"adjacency must be ({atlas.n_regions}, {atlas.n_regions}) for atlas "
                          f"{atlas.name!r}, got {adjacency.shape}.")
     nbs = _neighbour_lists(adjacency)
+    centres = growth_centres(atlas, directions)
     regions = range(atlas.n_regions) if regions is None else [int(r) for r in regions]
     out = {}
     for r in tqdm(regions, desc="growing patches", disable=not progress, leave=False):
         rng = np.random.default_rng([int(seed), 7, r])
-        out[r] = grow_patches(nbs, atlas.centres, r, rng=rng, n_variants=n_variants)
+        out[r] = grow_patches(nbs, centres, r, rng=rng, n_variants=n_variants)
     return out
 
 
@@ -516,7 +545,7 @@ def load_sources(path) -> Sources:
 def make_sources(atlas, *, split: str = "train", n_iter: int | None = None, n_sources: int = 2,
                  seed: int = 0, half_distance=(40.0, 60.0), half_distance_per: str = "sample",
                  n_variants: int = 5, candidates: dict | None = None,
-                 progress: bool = True) -> Sources:
+                 directions: str | None = None, progress: bool = True) -> Sources:
     """Source configurations of one split, with the seed's structure.
 
     Sample ``kk * n_regions + c`` (``kk < n_iter``) has region ``c`` as the centre of its first
@@ -544,6 +573,8 @@ def make_sources(atlas, *, split: str = "train", n_iter: int | None = None, n_so
         Variants per growth direction (seed: 5).
     candidates : dict, optional
         Precomputed :func:`candidate_patches` (for the same atlas), to share them across splits.
+    directions : {'inflated', 'pial'}, optional
+        Growth directions (:func:`growth_centres`); ignored with ``candidates``.
     progress : bool
 
     Returns
@@ -564,8 +595,10 @@ def make_sources(atlas, *, split: str = "train", n_iter: int | None = None, n_so
         raise ValueError(f"half_distance must be a positive value or a (low, high) range in mm, "
                          f"got {half_distance!r}.")
     n_regions = atlas.n_regions
+    candidates_given = candidates is not None
     if candidates is None:
-        candidates = candidate_patches(atlas, seed=seed, n_variants=n_variants, progress=progress)
+        candidates = candidate_patches(atlas, seed=seed, n_variants=n_variants,
+                                       directions=directions, progress=progress)
     missing = [r for r in range(n_regions) if not candidates.get(r)]
     if missing:
         raise ValueError(f"candidates lack regions {missing[:10]} of atlas {atlas.name!r}.")
@@ -597,6 +630,9 @@ def make_sources(atlas, *, split: str = "train", n_iter: int | None = None, n_so
     attrs = {
         "atlas_name": atlas.name, "n_regions": n_regions, "split": split, "seed": int(seed),
         "n_iter": int(n_iter), "n_sources": int(n_sources), "n_variants": int(n_variants),
+        "growth_directions": ("precomputed candidates" if candidates_given else
+                              ("inflated" if directions is None and "inflated_centres" in
+                               atlas.metadata else directions or "pial")),
         "half_distance_range": [float(h_range[0]), float(h_range[1])],
         "half_distance_per": half_distance_per,
         "sigma_per_half_distance": SIGMA_PER_HALF_DISTANCE,

@@ -297,11 +297,13 @@ class SpikeBank:
 
 
 def find_peaks(trace: np.ndarray, threshold: float = 8.0) -> np.ndarray:
-    """Local maxima of ``trace`` at or above ``threshold``.
+    """Local maxima of ``trace`` at or above ``threshold``, as MATLAB's ``findpeaks`` finds them.
 
-    A sample t is a peak if ``trace[t] >= threshold``, ``trace[t] > trace[t - 1]`` and
-    ``trace[t] >= trace[t + 1]`` (the first sample of a flat top; MATLAB's ``islocalmax`` takes
-    its middle, which never matters for float traces). The end samples are never peaks.
+    A sample t is a peak if ``trace[t] >= threshold``, ``trace[t] > trace[t - 1]`` and the next
+    sample that differs from ``trace[t]`` is lower. A flat top gives one peak, at its first
+    sample; a flat step on a rising edge (``[0, 9, 10, 10, 11, 0]``) is not a peak (found by
+    running the original under Octave: it gives peak 4 only). The end samples are never peaks,
+    nor is a plateau that runs to the end.
 
     Parameters
     ----------
@@ -318,12 +320,21 @@ def find_peaks(trace: np.ndarray, threshold: float = 8.0) -> np.ndarray:
     --------
     >>> find_peaks(np.array([0., 9., 3., 10., 10., 2., 7., 1.]), threshold=8).tolist()
     [1, 3]
+    >>> find_peaks(np.array([0., 9., 10., 10., 11., 0.]), threshold=8).tolist()
+    [4]
     """
     x = np.asarray(trace)
     is_peak = np.zeros(x.shape, dtype=bool)
-    if x.shape[0] >= 3:
+    n = x.shape[0]
+    if n >= 3:
+        step = np.sign(np.diff(x, axis=0))  # (n - 1, ...): step[t] = sign(x[t + 1] - x[t])
+        # the sign of the first non-zero step at or after each t (0 where none follows)
+        idx = np.where(step != 0, np.arange(n - 1).reshape((-1,) + (1,) * (x.ndim - 1)), n - 1)
+        nxt = np.flip(np.minimum.accumulate(np.flip(idx, 0), axis=0), 0)
+        padded = np.concatenate([step, np.zeros((1,) + step.shape[1:])], axis=0)
+        ahead = np.take_along_axis(padded, nxt, axis=0)
         mid = x[1:-1]
-        is_peak[1:-1] = (mid >= threshold) & (mid > x[:-2]) & (mid >= x[2:])
+        is_peak[1:-1] = (mid >= threshold) & (step[:-1] > 0) & (ahead[1:] < 0)
     if x.ndim == 1:
         return np.flatnonzero(is_peak)
     return is_peak

@@ -315,7 +315,7 @@ def init_distributed_from_env() -> tuple[int, int]:
 @torch.no_grad()
 def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str = "mse",
                   device: str | torch.device = "auto", amp: str | bool = "auto",
-                  progress: bool = False, cosine_weight: float = 0.0) -> dict:
+                  progress: bool = False, cosine_weight: float = 0.0, on_batch=None) -> dict:
     """Loss of ``model`` on all of ``dataset``, averaged over elements, in fixed order.
 
     ``loss = sum_b sum_elements l(pred, target) / sum_b n_elements(b)``, accumulated in float64
@@ -329,6 +329,9 @@ def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str
     dict
         ``loss`` (the average), ``zero_loss`` (the same average for a prediction of zeros, a
         scale to judge ``loss`` by), ``n_elements`` and ``n_items``.
+
+    ``on_batch``, if given, is called with 1 after each batch (e.g. an outer progress bar's
+    ``update``).
     """
     _check_loss(loss)
     device = resolve_device(device)
@@ -360,6 +363,8 @@ def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str
             n_elements += target.numel()
             n_counted += count
             n_items += n
+            if on_batch is not None:
+                on_batch(1)
     finally:
         model.train(was_training)
     if n_elements == 0:
@@ -609,6 +614,11 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
         forward = DistributedDataParallel(
             model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None)
         progress = progress and rank == 0
+    # one bar over every remaining epoch (training and validation batches): its ETA is the
+    # whole run's, not the current epoch's
+    n_val_batches = math.ceil(len(val_set) / val_batch_size)
+    overall = _progress(None, progress, total=(epochs - state["start_epoch"]) *
+                        (n_batches + n_val_batches), unit="batch", desc="training")
     for epoch in range(state["start_epoch"], epochs):
         model.train()
         if resample:
@@ -616,9 +626,9 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
         t0 = time.perf_counter()
         total = torch.zeros((), dtype=torch.float64, device=device)
         n_elements = 0
-        bar = _progress(_batches(_epoch_order(n_train, seed, epoch), batch_size), progress,
-                        total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
-        for step, indices in enumerate(bar):
+        overall.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
+        bar = overall
+        for step, indices in enumerate(_batches(_epoch_order(n_train, seed, epoch), batch_size)):
             if world > 1:  # this rank's shard of the global batch
                 if len(indices) < world:
                     continue  # every rank needs a sample; all ranks skip the same batch
@@ -643,7 +653,7 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
             total += batch_loss.detach().double() * weight
             n_elements += weight
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-        bar.close()
+            bar.update(1)
         train_time = time.perf_counter() - t0
         if world > 1:
             counts = torch.tensor([float(n_elements)], dtype=torch.float64, device=device)
@@ -653,7 +663,8 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
         train_loss = total.item() / n_elements
 
         val = evaluate_loss(model, val_set, batch_size=val_batch_size, loss=loss, device=device,
-                            amp=use_amp, progress=progress, cosine_weight=cosine_weight)
+                            amp=use_amp, progress=False, cosine_weight=cosine_weight,
+                            on_batch=overall.update)
         if not math.isfinite(val["loss"]):
             _raise_non_finite("validation", val["loss"], epoch, None, None, None, optimizer,
                               last_path)
@@ -689,6 +700,7 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
                         "at epoch %d).", epoch + 1, patience, result.best_val_loss,
                         result.best_epoch)
             break
+    overall.close()
 
 
 def _raise_non_finite(stage, value, epoch, step, eeg, target, optimizer, last_path):

@@ -29,9 +29,11 @@ def test_atlas_fsaverage994(shared_anatomy, capsys):
 
 
 def test_missing_data_dir_is_a_clean_error(tmp_path, capsys):
-    assert main(["atlas", "fsaverage994", "--data-dir", str(tmp_path)]) == 1
+    # the atlas itself runs on vendored files; DeepSIF's cap needs the data folder
+    assert main(["leadfield", "--atlas", "fsaverage994", "--montage", "deepsif75",
+                 "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "lacks connectivity_998.zip" in err and "Traceback" not in err
+    assert "lacks electrode_75.mat" in err and "Traceback" not in err
 
 
 def test_leadfield_command_writes_file(tmp_path, capsys, monkeypatch):

@@ -249,6 +249,48 @@ def test_regions_without_clips(atlas, sources, gain):
     assert torch.isfinite(eeg).all() and torch.isfinite(target).all()
 
 
+def test_regions_without_clips_borrow_the_nearest_patch_neighbours_clips(atlas, gain, caplog):
+    rng = np.random.default_rng(0)
+    partial = SpikeBank.from_arrays({r: _spiky_clips(rng, r) for r in range(N_REGIONS) if r != 6},
+                                    atlas_name="synthetic")
+    # a two-source patch file whose first source is centred at region 6, grown over a neighbour
+    src = Sources.from_patches([[[6, 2, 5], [1]], [[3], [6, 2, 5]]], atlas=atlas)
+    w6 = {int(r): float(w) for r, w in zip(*src.patches(0)[0])}
+    nearest = max((r for r in w6 if r != 6), key=lambda r: (w6[r], -r))
+    assert w6[nearest] < 1.0  # the weights decay away from the centre
+    lf = SimpleNamespace(gain=gain, atlas_name="synthetic", ch_names=[f"E{k}" for k in range(7)])
+    caplog.set_level("INFO", logger="lightbunny")
+    kw = dict(snr_db=None, clip_split="train", missing_clips="neighbour")
+    ds = SyntheticEEGDataset(src, partial, lf, **kw)
+    again = SyntheticEEGDataset(src, partial, lf, **kw)  # e.g. one dataset per SNR
+    assert len(ds) == len(again) == 2  # no sample dropped
+    assert ds.clip_donors == {6: nearest}
+    np.testing.assert_array_equal(ds.clip_set(6),
+                                  split_clips(partial.n_clips(nearest), region=nearest)["train"])
+    said = [r.getMessage() for r in caplog.records if "nearest patch neighbour" in r.getMessage()]
+    assert len(said) == 1 and f"6<-{nearest}" in said[0]  # explained once, not per dataset
+
+    eeg, target, parts = ds.get_batch([0], return_parts=True)
+    clip = partial.clips(nearest)[int(parts["clips"][0, 0])]
+    wave = clip[:, nearest]  # the neighbour's own spike waveform ...
+    act = parts["activity"][0].numpy()
+    np.testing.assert_allclose(act[:, 6], wave, rtol=1e-5, atol=1e-5)  # ... placed at region 6
+    outside = [r for r in range(N_REGIONS) if r not in w6 and r != 1]  # 1: the second source
+    assert np.abs(act[:, outside]).max() == 0
+    # the background is the rest of the neighbour's clip: its spike column taken out
+    rest = clip.copy()
+    rest[:, nearest] = 0.0
+    bg = rest @ gain.T
+    bg = bg - bg.mean(1, keepdims=True)
+    bg = bg - bg.mean(0, keepdims=True)
+    np.testing.assert_allclose(parts["background_eeg"][0].numpy(), bg, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="missing_clips='neighbour'"):
+        SyntheticEEGDataset(src, partial, lf, snr_db=None, clip_split="train")
+    # the seed recipe copies whole clips (the neighbour's own spike would stay in them): skip
+    seed = SyntheticEEGDataset(src, partial, lf, recipe="seed", **kw)
+    assert len(seed) == 0 and seed.clip_donors == {}
+
+
 def test_leadfield_object_and_real_noise_file(atlas, sources, bank, gain, shared_anatomy):
     from lightbunny.dataset import load_realistic_noise
     from lightbunny.leadfield import Leadfield

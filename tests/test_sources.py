@@ -187,3 +187,23 @@ def test_cli_sources(tmp_path, monkeypatch, atlas30):
     s = load_sources(out)
     assert s.split == "val" and s.n_sources == 3 and len(s) == 2 * atlas30.n_regions
     assert s.attrs["seed"] == 4
+
+
+def test_fsaverage994_grows_along_inflated_centres_like_the_original():
+    # the original takes growth directions from the inflated cortex's region centres; run under
+    # Octave it gives a mean candidate patch of 20.7 regions (pial centres: 19.1)
+    from lightbunny.atlas import load_atlas
+    from lightbunny.sources import candidate_patches, growth_centres
+
+    atlas = load_atlas("fsaverage994")
+    inflated = growth_centres(atlas)
+    assert inflated.shape == (994, 3) and not np.allclose(inflated, atlas.centres)
+    np.testing.assert_array_equal(growth_centres(atlas, "pial"), atlas.centres)
+    cands = candidate_patches(atlas, seed=0, progress=False)
+    mean = np.mean([len(p) for v in cands.values() for p, _ in v])
+    assert abs(mean - 20.7) / 20.7 < 0.02, mean
+    sub = candidate_patches(atlas, seed=0, regions=range(40), directions="pial", progress=False)
+    assert any(not all(np.array_equal(a[0], b[0]) for a, b in zip(sub[r], cands[r]))
+               for r in range(40))
+    with pytest.raises(ValueError, match="no inflated surface"):
+        growth_centres(load_atlas("tvb76"), "inflated")

@@ -210,3 +210,14 @@ def test_open_rejects_other_files(tmp_path):
         SpikeBank.open(tmp_path / "x.h5")
     with pytest.raises(FileNotFoundError):
         SpikeBank.open(tmp_path / "missing.h5")
+
+
+def test_find_peaks_flat_step_is_not_a_peak():
+    # found by running the original MATLAB under Octave on the same trace: a flat step on a
+    # rising edge is no peak; a flat top is one peak at its first sample
+    assert find_peaks(np.array([0.0, 9, 10, 10, 11, 0]), 8.0).tolist() == [4]
+    assert find_peaks(np.array([0.0, 9, 10, 10, 5, 11, 11, 12, 3]), 8.0).tolist() == [2, 7]
+    assert find_peaks(np.array([0.0, 9, 10, 10]), 8.0).tolist() == []  # plateau to the end
+    x = np.array([[0.0, 0], [9, 9], [10, 3], [10, 10], [11, 10], [0, 2]])
+    np.testing.assert_array_equal(np.flatnonzero(find_peaks(x, 8.0)[:, 0]), [4])
+    np.testing.assert_array_equal(np.flatnonzero(find_peaks(x, 8.0)[:, 1]), [1, 3])

@@ -318,3 +318,14 @@ def test_learns_on_embedded_default_atlas_and_leadfield(tmp_path):
     assert ratio < 0.6  # reaches about 0.42
     meta = load_checkpoint(tmp_path / "run" / "best.pt", expected_meta=dataset_meta(val_set))["meta"]
     assert meta["atlas"] == "tvb76" and len(meta["ch_names"]) == 64
+
+
+def test_one_progress_bar_over_all_epochs(tmp_path, capsys):
+    """The bar counts every training and validation batch of every epoch, so its time left is
+    the whole run's, not the current epoch's."""
+    train(tiny_model(), ToyDataset(40), ToyDataset(12, offset=1000), out_dir=tmp_path,
+          epochs=3, batch_size=8, patience=None, progress=True)
+    err = capsys.readouterr().err
+    # 3 epochs x (5 training + 2 validation batches)
+    assert "21/21" in err and "epoch 3/3" in err
+    assert "/5 " not in err and "/2 " not in err  # no per-epoch or validation-only bar
