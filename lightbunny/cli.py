@@ -576,12 +576,13 @@ def _benchmark_args(p):
                    help="nominal leadfield file (.h5) that every method inverts; default: "
                         "computed (or read from cache) for --montage")
     p.add_argument("--montage", default="standard_1020_64",
-                   help="montage of a computed leadfield (name or comma-separated channels)")
+                   help="montage of a computed leadfield (name or comma-separated channels; "
+                        "default standard_1020_64)")
     p.add_argument("--checkpoint", action="append", default=[],
-                   help="trained network to score (repeat for several)")
+                   help="trained network to score (repeat for several; default none)")
     p.add_argument("--bank", default=None,
-                   help="spike bank (.h5) for the neural-mass spike waveforms; conditions "
-                        "with spikes are skipped without it")
+                   help="spike bank (.h5) for the neural-mass spike waveforms (default none: "
+                        "conditions with spikes are skipped)")
     p.add_argument("--train-sources", action="append", default=[],
                    help="training sources file(s) whose patches test patches must differ from "
                         "(default: every candidate patch of make_sources(seed=--train-seed))")
@@ -592,18 +593,20 @@ def _benchmark_args(p):
                         "lightbunny.benchmark.CONDITIONS)")
     p.add_argument("--methods", default="MNE,dSPM,sLORETA,eLORETA,LCMV,MxNE,gamma-MAP,Champagne",
                    help="classical and sparse methods, comma-separated ('none' for networks "
-                        "only); the random floor and the ceilings are always added")
+                        "only; default all eight); the random floor and the ceilings are always "
+                        "added")
     p.add_argument("--budget", default="small", choices=("smoke", "small", "full"),
                    help="samples per condition, tuning grid and figures (default small)")
     p.add_argument("--n-samples", type=int, default=None,
-                   help="samples per condition (overrides the budget's)")
+                   help="samples per condition (default: the budget's, 6 / 24 / 200)")
     p.add_argument("--split", default="novel", choices=("novel", "centre-disjoint"),
                    help="novel: no test patch equals a training patch (default); "
                         "centre-disjoint: test centres from one spatial fold")
-    p.add_argument("--n-folds", type=int, default=5, help="spatial folds (centre-disjoint)")
-    p.add_argument("--fold", type=int, default=0, help="the test fold (centre-disjoint)")
+    p.add_argument("--n-folds", type=int, default=5,
+                   help="spatial folds (centre-disjoint; default 5)")
+    p.add_argument("--fold", type=int, default=0, help="the test fold (centre-disjoint; default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test samples (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device of the checkpoints")
+    p.add_argument("--device", default="cpu", help="torch device of the checkpoints (default cpu)")
     p.add_argument("--no-figures", action="store_true", help="no HTML report and figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output folder for the report")
