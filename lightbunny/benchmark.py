@@ -985,6 +985,7 @@ def run_benchmark(atlas, leadfield, *, out_dir, checkpoints=(), bank=None, train
     train_seed : int
         The seed the training sources were made with (``in_prior`` and the default patch set).
     split : {'novel', 'centre-disjoint'}
+        Applies to every condition but ``in_prior``, which is the training recipe itself.
     n_folds, fold : int
         The fold of :func:`centre_folds` whose regions are the test centres
         (``centre-disjoint``).
