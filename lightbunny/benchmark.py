@@ -20,8 +20,9 @@ extent
     magnitude decays with distance from the centre (half-magnitude distance 40-60 mm, as in
     training); a single region has weight 1.
 number of sources
-    1, 2 or 3 patches; a centre lies in no other source's patch (patches may overlap at
-    their edges, as in training).
+    1, 2 or 3 patches with distinct centres; a centre lies in no other source's patch when
+    that is possible within ``max_tries`` draws (not always in a small centre-disjoint fold);
+    patches may overlap at their edges, as in training.
 waveform
     ``spike``: the centre region's neural-mass spike from the bank, drawn from the *test* clip
     set (:func:`lightbunny.dataset.split_clips`), as in training but without the background of
@@ -458,8 +459,8 @@ def make_condition(spec: dict, *, atlas, gains: dict, n_samples: int, seed: int,
     sfreq : float, Hz
     n_times : int
     max_tries : int
-        Redraws of a patch that equals a training patch, or of a centre whose patch overlaps
-        another source's.
+        Redraws of a patch that equals a training patch, or of a centre inside another
+        source's patch (then as many again with distinct centres only).
 
     Returns
     -------
@@ -507,19 +508,22 @@ def make_condition(spec: dict, *, atlas, gains: dict, n_samples: int, seed: int,
         is_centre = np.zeros(n_regions, bool)
         patches, centres = [], []
         for _ in range(n_src):
-            for _try in range(max_tries):
+            # first try centres outside the other patches (and patches without their centres),
+            # then, in a small pool (a centre-disjoint fold), only distinct centres
+            for _try in range(2 * max_tries):
+                strict = _try < max_tries
                 c = int(centre_pool[rng.integers(len(centre_pool))])
-                if used[c]:
+                if is_centre[c] or (strict and used[c]):
                     continue
                 p = _grow(atlas, nbs, extent, c, rng)
-                if _patch_key(p) in forbidden or is_centre[p].any():
+                if _patch_key(p) in forbidden or (strict and is_centre[p].any()):
                     continue
                 break
             else:
-                raise ValueError(f"condition {name!r}: no {extent} patch found in {max_tries} "
-                                 "tries that differs from every training patch and does not "
-                                 "contain another source's centre; lower n_sources or widen "
-                                 "the centres.")
+                raise ValueError(f"condition {name!r}: no {extent} patch found in "
+                                 f"{2 * max_tries} tries that differs from every training patch "
+                                 "and has a centre of its own; lower n_sources or widen the "
+                                 "centres.")
             used[p] = True
             is_centre[c] = True
             patches.append(np.asarray(p, dtype=np.int64))
