@@ -1047,6 +1047,12 @@ def run_benchmark(atlas, leadfield, *, out_dir, checkpoints=(), bank=None, train
     runners = []
     for path in checkpoints:
         r = _learned_runner(path, leadfield, atlas, device)
+        if r.name in {q.name for q in runners}:  # e.g. two run folders both called "train"
+            parts = Path(path).resolve().parts
+            r.name = f"{r.name.split(':')[0]}:{'/'.join(parts[-3:-1])}"
+            k = 2
+            while r.name in {q.name for q in runners}:
+                r.name, k = f"{r.name}#{k}", k + 1
         if r.n_times and int(r.n_times) != n_times:
             raise ValueError(f"{path} takes {r.n_times} samples per window, the benchmark "
                              f"makes {n_times}.")
