@@ -354,7 +354,9 @@ def load_source_model(checkpoint=None, method: str | None = None, *, atlas=None,
         solver = make_inverse(method, lf.gain, lf.ch_names, snr=snr)
         return ClassicalModel(solver, atlas_name=lf.atlas_name, sfreq=sfreq, leadfield=lf)
     from .train import load_model
+    from .utils import resolve_device
 
+    device = resolve_device(device)
     net, ckpt = load_model(checkpoint, device=device)
     meta = ckpt.get("meta") or {}
     prep = meta.get("preprocessing") or {}

@@ -32,6 +32,17 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {shown})" if text else f"default: {shown}"
 
 
+def _amplitude_snr(text: str) -> float:
+    """argparse type of apply's --snr: a finite amplitude ratio > 0 (nan/inf/0 refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite amplitude ratio > 0, got {text!r}")
+    return value
+
+
 def command(name: str, help: str):
     """Register ``add_arguments(parser)``; the decorated function runs the command."""
 
@@ -47,8 +58,58 @@ def command(name: str, help: str):
 
 def _add_data_dir(p):
     p.add_argument("--data-dir", default=None,
-                   help="folder holding the fsaverage994 files (default: $LIGHTBUNNY_DATA, "
-                        "then ~/.lightbunny/fsaverage994)")
+                   help="folder holding the fsaverage994 files and extra montages such as "
+                        "deepsif75 (default: $LIGHTBUNNY_DATA, then ~/.lightbunny/fsaverage994)")
+
+
+def _device(text: str) -> str:
+    """argparse type of ``--device``: auto, cpu, cuda or cuda:N (checked, not yet resolved)."""
+    from .utils import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _add_device(p, default: str = "auto"):
+    """``--device`` with one meaning everywhere: auto (CUDA if present), cpu, cuda or cuda:N."""
+    p.add_argument("--device", default=default, type=_device,
+                   help=f"torch device: auto (CUDA when available), cpu, cuda or cuda:N "
+                        f"(default {default})")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_threads(p):
+    """``--threads``: torch CPU threads of this process (default: the thread policy)."""
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads (default: all usable cores, or 1 when other "
+                        "LightBunny jobs or workers run on this machine)")
+
+
+def _moved(new: str, why: str):
+    """An argparse action for a flag that has another meaning elsewhere: refuse it, naming the
+    flag to use."""
+
+    class Moved(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"{option_string} is not an option of this command ({why}); use {new}.")
+
+    return Moved
+
+
+def _montage_arg(text):
+    """A montage name, or a comma-separated list of channel names."""
+    return text.split(",") if text and "," in text else text
 
 
 # ------------------------------------------------------------------------------ atlas
@@ -115,7 +176,7 @@ def _leadfield(args):
     from .leadfield import make_leadfield
 
     atlas = load_atlas(args.atlas, data_dir=args.data_dir)
-    montage = args.montage.split(",") if "," in args.montage else args.montage
+    montage = _montage_arg(args.montage)
     if args.forward:
         lf = make_leadfield(atlas, orientation=args.orientation, forward=args.forward,
                             subjects_dir=args.subjects_dir)
@@ -202,7 +263,7 @@ def _simulate_args(p):
                    help="seconds simulated per region after the 0.5 s transient (default 20)")
     p.add_argument("--backend", default="torch", choices=("torch", "tvb"),
                    help="simulator: the batched torch Jansen-Rit or TVB itself (the tvb extra)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
+    _add_device(p, "cpu")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="floating-point precision of the simulation")
     p.add_argument("--batch-size", type=int, default=32,
@@ -215,7 +276,7 @@ def _simulate_args(p):
                    help="do not normalise the coupling to connectivity_998's row sums (the seed)")
     p.add_argument("--scheduler", default=None,
                    help="Dask scheduler address (tcp://host:8786) or 'local' to distribute chunks")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    _add_threads(p)
     p.add_argument("--consolidate", action="store_true",
                    help="at the end, merge the per-region files of OUT.d/ into OUT (one file)")
     p.add_argument("--out", required=True, help="spike bank file (.h5); re-run to resume")
@@ -227,21 +288,22 @@ def _simulate(args):
     from .atlas import load_atlas
     from .simulate import JansenRitConfig, simulate_bank
 
-    if args.threads:
-        import torch
+    from .utils import register_job, set_threads
 
-        torch.set_num_threads(args.threads)
+    register_job()
+    set_threads(args.threads)
     atlas = load_atlas(args.atlas, data_dir=args.data_dir)
     gain = None
     if not args.no_scaling:
         from .leadfield import make_leadfield
 
-        gain = make_leadfield(atlas, args.montage).gain
+        gain = make_leadfield(atlas, _montage_arg(args.montage), data_dir=args.data_dir).gain
     config = JansenRitConfig(reference_row_sum=None) if args.no_coupling_fix else JansenRitConfig()
     bank = simulate_bank(atlas, args.out, regions=args.regions, duration=args.duration,
                          backend=args.backend, device=args.device, dtype=args.dtype,
                          batch_size=args.batch_size, seed=args.seed, gain=gain, config=config,
-                         scheduler=args.scheduler, progress=not args.no_progress)
+                         scheduler=args.scheduler, threads=args.threads,
+                         progress=not args.no_progress)
     if args.consolidate:
         from .spikes import SpikeBank, consolidate_bank
 
@@ -310,8 +372,8 @@ def _train_args(p):
     p.add_argument("--patience", type=int, default=10,
                    help="epochs without a lower validation loss before stopping (0: never stop)")
     p.add_argument("--seed", type=int, default=0, help="seed of the model, shuffling and data")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="auto: cuda when available, else cpu")
+    _add_device(p, "auto")
+    _add_threads(p)
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"),
                    help="bf16 autocast (auto: on CUDA only)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -327,15 +389,31 @@ def _train_args(p):
 @command("train", "train a network on synthetic (EEG, source) pairs; checkpoints each epoch")(
     _train_args)
 def _train(args):
-    from .dataset import make_dataset
+    from .config import load_config
     from .leadfield import Leadfield, make_leadfield
-    from .models import build_model
+    from .pipeline import train_stage
     from .sources import Sources
-    from .train import NonFiniteLossError, train
-
     from .train import init_distributed_from_env
+    from .utils import register_job, set_threads
 
+    try:
+        model_config = json.loads(args.model_config) if args.model_config else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--model-config is not valid JSON ({err}): {args.model_config!r}") from None
+    options = {k: v for k, v in (
+        ("lr", args.lr), ("loss", args.loss), ("patience", args.patience), ("amp", args.amp),
+        ("deterministic", args.deterministic), ("cosine_weight", args.cosine_weight),
+        ("warmup_epochs", args.warmup_epochs), ("lr_schedule", args.lr_schedule),
+        ("min_lr_ratio", args.min_lr_ratio), ("grad_clip", args.grad_clip),
+        ("resample", args.resample)) if v is not None}
+    # the same validation as a [train] table of `lightbunny run`
+    cfg = load_config({"train": {"model": args.model, "model_config": model_config,
+                                 "epochs": args.epochs, "batch_size": args.batch_size,
+                                 "recipe": args.recipe, "options": options},
+                       "dataset": {"missing_clips": args.missing_clips}})
     init_distributed_from_env()  # under torchrun: join the process group (DDP training)
+    register_job()
+    set_threads(args.threads)
     train_sources, val_sources = Sources.load(args.train_sources), Sources.load(args.val_sources)
     if args.leadfield:
         leadfield = Leadfield.load(args.leadfield)
@@ -343,32 +421,16 @@ def _train(args):
         from .atlas import load_atlas
 
         leadfield = make_leadfield(load_atlas(train_sources.atlas_name, data_dir=args.data_dir),
-                                   args.montage)
-    train_set = make_dataset(train_sources, args.bank, leadfield, seed=args.seed,
-                             missing_clips=args.missing_clips)
-    val_set = make_dataset(val_sources, args.bank, leadfield, seed=args.seed,
-                           missing_clips=args.missing_clips)
-    config = json.loads(args.model_config) if args.model_config else {}
-    model = build_model(args.model, random_state=args.seed, n_chans=train_set.n_chans,
-                        n_times=train_set.n_times, n_sources=train_set.n_regions, **config)
-    print(f"{args.model}: {model.n_parameters():,} parameters; {len(train_set)} training and "
-          f"{len(val_set)} validation samples ({train_set.atlas_name}, {train_set.n_chans} channels)")
-    try:
-        result = train(model, train_set, val_set, out_dir=args.out, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, loss=args.loss,
-                       patience=args.patience or None, seed=args.seed, device=args.device,
-                       resume=args.resume, amp=args.amp, deterministic=args.deterministic,
-                       progress=not args.no_progress, recipe=args.recipe,
-                       cosine_weight=args.cosine_weight, warmup_epochs=args.warmup_epochs,
-                       lr_schedule=args.lr_schedule, min_lr_ratio=args.min_lr_ratio,
-                       grad_clip=args.grad_clip, resample=args.resample)
-    except NonFiniteLossError as err:
-        raise SystemExit(f"lightbunny train: error: {err}") from None
-    last = result.history[-1] if result.history else {}
-    print(f"done: {len(result.history)} epochs, best validation loss {result.best_val_loss:.4g} at "
-          f"epoch {result.best_epoch} ({last.get('val_loss_zero', float('nan')):.4g} for a zero "
-          f"prediction){'; stopped early' if result.stopped_early else ''}")
-    print(f"best model: {result.best_checkpoint}; history and loss curve in {args.out}")
+                                   _montage_arg(args.montage), data_dir=args.data_dir)
+    best, info = train_stage(train_sources, val_sources, args.bank, leadfield, args.out,
+                             train=cfg.train, dataset=cfg.dataset, seed=args.seed,
+                             device=args.device, resume=args.resume,
+                             progress=not args.no_progress, threads=args.threads)
+    print(f"done: {info['epochs_run']} epochs, best validation loss {info['best_val_loss']:.4g} "
+          f"at epoch {info['best_epoch']} ({(info['val_loss_zero'] or float('nan')):.4g} for a "
+          f"zero prediction){'; stopped early' if info['stopped_early'] else ''}")
+    print(f"best model: {best}; history and loss curve in {args.out}")
+
 
 # ------------------------------------------------------------------------------ apply
 def _apply_args(p):
@@ -397,7 +459,8 @@ def _apply_args(p):
     p.add_argument("--leadfield", default=None,
                    help="leadfield: .h5 (lightbunny leadfield --out), or an imported .mat/.npy/"
                         ".npz array (region- or vertex-level, detected by shape) or -fwd.fif")
-    p.add_argument("--snr", type=float, default=3.0, help="classical regularisation SNR (default 3)")
+    p.add_argument("--snr", type=_amplitude_snr, default=3.0,
+                   help="classical regularisation: amplitude SNR, lambda2 = 1/snr^2 (default 3)")
     p.add_argument("--tmin", type=float, default=None, help="start of the range, s")
     p.add_argument("--tmax", type=float, default=None, help="end of the range, s")
     p.add_argument("--events", default=None,
@@ -427,7 +490,7 @@ def _apply_args(p):
                    help="window overlap of a network, fraction (default 0.5)")
     p.add_argument("--short", default="pad", choices=("pad", "error"),
                    help="a recording shorter than the network's window: zero-pad or refuse")
-    p.add_argument("--device", default="cpu", help="torch device of a network (default cpu)")
+    _add_device(p, "cpu")
     p.add_argument("--no-figures", action="store_true", help="do not draw the PNG figures")
 
 
@@ -484,12 +547,19 @@ def _evaluate_args(p):
     p.add_argument("--methods", default="sloreta,eloreta,mne,dspm",
                    help="classical methods, comma-separated (sloreta, eloreta, mne, dspm, lcmv; "
                         "'none' for checkpoints only)")
-    p.add_argument("--snr", default="5,10,15,20", help="sensor SNRs in dB, comma-separated")
+    p.add_argument("--snr-db", default="5,10,15,20",
+                   help="sensor SNRs in dB, comma-separated ('inf' for no sensor noise)")
+    p.add_argument("--snr", nargs="?", action=_moved("--snr-db", "--snr is the regularisation "
+                                                     "SNR of `apply`, an amplitude ratio"),
+                   help=argparse.SUPPRESS)
     p.add_argument("--n-samples", type=int, default=None, help="evaluate the first N samples")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (same samples per method)")
-    p.add_argument("--recipe", default="lightbunny", choices=("lightbunny", "seed"),
-                   help="how samples are mixed (see lightbunny.dataset)")
-    p.add_argument("--device", default="cpu", help="torch device of the checkpoints")
+    p.add_argument("--data-recipe", default="lightbunny", choices=("lightbunny", "seed"),
+                   help="how test samples are mixed (see lightbunny.dataset)")
+    p.add_argument("--recipe", nargs="?", action=_moved("--data-recipe", "--recipe is the "
+                                                        "training recipe of `train`"),
+                   help=argparse.SUPPRESS)
+    _add_device(p, "cpu")
     p.add_argument("--missing-clips", default="neighbour", choices=("neighbour", "skip", "raise"),
                    help="test samples whose centre region has no clip: borrow the nearest "
                         "patch region's clips (default), leave out, or stop")
@@ -514,18 +584,27 @@ def _evaluate(args):
     if args.leadfield:
         leadfield = Leadfield.load(args.leadfield)
     else:
-        montage = args.montage.split(",") if "," in args.montage else args.montage
-        leadfield = make_leadfield(atlas, montage, data_dir=args.data_dir)
+        leadfield = make_leadfield(atlas, _montage_arg(args.montage), data_dir=args.data_dir)
     inverse_lf = Leadfield.load(args.inverse_leadfield) if args.inverse_leadfield else None
     methods = [] if args.methods.strip().lower() == "none" else args.methods.split(",")
-    res = evaluate(sources, args.bank, leadfield, atlas, out_dir=args.out, methods=methods,
-                   inverse_leadfield=inverse_lf,
-                   checkpoints=args.checkpoint, snrs=[float(x) for x in args.snr.split(",")],
-                   n_samples=args.n_samples, seed=args.seed, device=args.device,
-                   progress=not args.no_progress, dataset_kwargs={"recipe": args.recipe,
-                                   "missing_clips": args.missing_clips})
-    print(res["summary_md"].read_text())
-    print(f"report: {res['report']}")
+    try:
+        snrs = [float(x) for x in args.snr_db.split(",")]
+    except ValueError:
+        raise ValueError(f"--snr-db must be numbers in dB, comma-separated (e.g. 5,10,15,20); "
+                         f"got {args.snr_db!r}.") from None
+    from pathlib import Path
+
+    from .pipeline import atomic_dir
+
+    with atomic_dir(Path(args.out)) as tmp:  # the folder is replaced whole, or not at all
+        res = evaluate(sources, args.bank, leadfield, atlas, out_dir=tmp, methods=methods,
+                       inverse_leadfield=inverse_lf, checkpoints=args.checkpoint, snrs=snrs,
+                       n_samples=args.n_samples, seed=args.seed, device=args.device,
+                       progress=not args.no_progress, dataset_kwargs={"recipe": args.data_recipe,
+                                       "missing_clips": args.missing_clips})
+        summary = res["summary_md"].read_text()
+    print(summary)
+    print(f"report: {Path(args.out) / res['report'].name}")
 
 
 # ------------------------------------------------------------------------------ run / quickstart
@@ -533,37 +612,61 @@ def _run_args(p):
     p.add_argument("config", help="TOML file of parameters, or a shipped one: quickstart, "
                                    "seed994, deepsif75")
     p.add_argument("--out", default=None, help="output folder (overrides [pipeline] out)")
+    _add_pipeline_flags(p)
+
+
+def _add_pipeline_flags(p):
+    """Flags shared by ``run`` and ``quickstart`` (each overrides its [pipeline] key)."""
+    p.add_argument("--data-dir", default=None,
+                   help="folder of the fsaverage994 files (overrides [pipeline] data_dir)")
+    p.add_argument("--device", default=None, type=_device,
+                   help="auto, cpu, cuda or cuda:N (overrides [pipeline] device)")
+    _add_threads(p)
+    p.add_argument("--force", action="store_true",
+                   help="rebuild stages whose settings or inputs changed (default: stop and "
+                        "name the changes)")
+    p.add_argument("--check", action="store_true",
+                   help="validate the configuration and print it; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _run_config(config, args):
+    from .pipeline import prepare_run, run_pipeline
+
+    kw = {"out": args.out, "data_dir": args.data_dir, "device": args.device,
+          "threads": args.threads}
+    if args.check:
+        cfg = prepare_run(config, **kw)
+        print(json.dumps(cfg.to_dict(), indent=2))
+        print(f"configuration OK; outputs would go to {cfg.pipeline.out}")
+        return
+    _print_run(run_pipeline(config, force=args.force, progress=not args.no_progress, **kw))
 
 
 @command("run", "run the whole pipeline from one configuration file, skipping finished stages")(
     _run_args)
 def _run(args):
-    from .pipeline import run_pipeline
-
-    res = run_pipeline(args.config, out=args.out, progress=not args.no_progress)
-    _print_run(res)
+    _run_config(args.config, args)
 
 
 def _print_run(res):
     from .pipeline import _headline
 
     print(_headline(res["summary"]))
-    print(f"total {res['timings']['total']:.0f} s; report: {res['report']}")
+    ran = ", ".join(res["ran"]) or "none (all stages up to date)"
+    print(f"stages built now: {ran}; {res['timings']['this_run']:.0f} s (all stages "
+          f"{res['timings']['total']:.0f} s); report: {res['report']}")
 
 
 def _quickstart_args(p):
     p.add_argument("--out", default="source/quickstart", help="output folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_pipeline_flags(p)
 
 
 @command("quickstart", "the whole pipeline in minutes on the embedded default atlas (tvb76)")(
     _quickstart_args)
 def _quickstart(args):
-    from .pipeline import run_pipeline
-
-    res = run_pipeline("quickstart", out=args.out, progress=not args.no_progress)
-    _print_run(res)
+    _run_config("quickstart", args)
 
 
 # ------------------------------------------------------------------------------ benchmark
@@ -649,31 +752,92 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"lightbunny {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the full traceback instead of one message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_, add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_, description=help_,
-                                     formatter_class=HelpFormatter))
+        sp = sub.add_parser(name, help=help_, description=help_, formatter_class=HelpFormatter)
+        add_arguments(sp)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an error, show the full traceback instead of one message")
     return parser
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                           datefmt="%Y-%m-%d %H:%M:%S"))
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr`` (which notebooks and tests replace)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                            datefmt="%Y-%m-%d %H:%M:%S"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # set by StreamHandler.__init__; the property always wins
+        pass
+
+
+_HANDLER = _StderrHandler()
+
+
+def _setup_logging(verbose: bool) -> None:
+    """Attach the CLI's one log handler (once per process, however often ``main`` runs)."""
     pkg_logger = logging.getLogger("lightbunny")
-    pkg_logger.addHandler(handler)
-    pkg_logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if _HANDLER not in pkg_logger.handlers:
+        pkg_logger.addHandler(_HANDLER)
+    pkg_logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def error_message(err: BaseException) -> str:
+    """One line for the user: what went wrong and with which value, without a traceback."""
+    import errno
+
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    if isinstance(err, OSError) and err.strerror and getattr(err, "filename", None):
+        hint = {errno.ENOSPC: " (the disk is full: free space or choose another --out)",
+                errno.EACCES: " (choose a folder you can write to)",
+                errno.EROFS: " (read-only file system: choose another --out)"}.get(err.errno, "")
+        return f"{err.strerror}: {err.filename}{hint}"
+    if isinstance(err, (ValueError, OSError, RuntimeError)) and str(err):
+        return str(err)
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (0 success, 1 error, 2 usage, 130 ^C).
+
+    Every error ends in one message on stderr (``lightbunny CMD: error: ...``) and a non-zero
+    status; ``--debug`` shows the traceback instead.
+    """
+    from .utils import LockedError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (2) and --help/--version (0)
+        return int(exc.code or 0)
+    _setup_logging(args.verbose)
     if args.command is None:
         parser.print_help()
         return 2
     try:
         COMMANDS[args.command][2](args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        if args.verbose:
+    except KeyboardInterrupt:
+        if args.debug:
             raise
-        print(f"lightbunny {args.command}: error: {err}", file=sys.stderr)
+        print(f"lightbunny {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI's one place that turns errors into messages
+        if args.debug:
+            raise
+        print(f"lightbunny {args.command}: error: {error_message(err)}", file=sys.stderr)
+        if not isinstance(err, (ValueError, OSError, KeyError, LockedError, FloatingPointError)):
+            print("(an unexpected error: `lightbunny --debug ...` shows the traceback)",
+                  file=sys.stderr)
         return 1
     return 0
 

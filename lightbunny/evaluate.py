@@ -169,7 +169,12 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
     if not methods and not checkpoints:
         raise ValueError("Nothing to evaluate: give at least one method or checkpoint.")
     snrs = [float(s) for s in snrs]
+    if not snrs or any(math.isnan(s) for s in snrs):
+        raise ValueError(f"snrs must be numbers in dB (inf for no sensor noise), got {snrs}.")
     expected = {"atlas": atlas.name, "ch_names": list(leadfield.ch_names)}
+    from .utils import resolve_device
+
+    device = resolve_device(device)
     learned = [_learned(p, expected, device) for p in checkpoints]
     datasets = {snr: SyntheticEEGDataset(sources, bank, leadfield, seed=seed,
                                          snr_db=[snr] if math.isfinite(snr) else None,

@@ -519,6 +519,9 @@ def make_inverse(method: str, gain, ch_names=None, *, snr: float = 3.0, noise_co
     name = canonical.get(str(method).lower(), method)
     check_option("method", name, INVERSE_METHODS)
     cls = INVERSE_METHODS[name]
+    if not (isinstance(snr, (int, float, np.floating, np.integer)) and np.isfinite(snr) and snr > 0):
+        raise ValueError(f"snr must be a finite amplitude ratio > 0 (lambda2 = 1/snr**2), got "
+                         f"{snr!r}; for nearly noiseless data use a large value such as 100.")
     allowed = {"eLORETA": ("eps", "max_iter"), "LCMV": ("reg",)}.get(name, ())
     unknown = sorted(set(method_params) - set(allowed))
     if unknown:

@@ -82,7 +82,7 @@ def _file_kind(path: Path) -> str:
     return path.suffix.lower()
 
 
-def read_recording(recording, *, preload: bool = True):
+def read_recording(recording, *, preload: bool = True, problems: list | None = None):
     """Read an EEG recording with MNE, or pass an MNE object through.
 
     Parameters
@@ -93,6 +93,10 @@ def read_recording(recording, *, preload: bool = True):
         or an MNE object (returned as is).
     preload : bool
         Load the data into memory (needed by the later steps).
+    problems : list, optional
+        Receives what the reader warned about a file it could still read, e.g. a truncated
+        EDF whose header declares more records than the file holds (MNE then reads the part
+        that survived): such a file is imaged, never silently.
 
     Returns
     -------
@@ -128,7 +132,21 @@ def read_recording(recording, *, preload: bool = True):
             return mne.read_evokeds(path, condition=0, verbose="error")
         reader = getattr(mne.io, READERS[ext])
         try:
-            return reader(path, preload=preload, verbose="error")
+            import warnings
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                inst = reader(path, preload=preload, verbose="warning")
+            for w in caught:
+                text = str(w.message)
+                if "does not match the file size" in text:
+                    text = (f"{path.name} is truncated or was not closed: its header declares "
+                            f"more data than the file holds; only the {inst.times[-1]:.1f} s "
+                            f"present were read. ({text})")
+                logger.warning("%s", text)
+                if problems is not None:
+                    problems.append(text)
+            return inst
         except TypeError as err:
             if ext == ".set" and "epoch" in str(err).lower():  # an epoched EEGLAB file
                 return mne.read_epochs_eeglab(path, verbose="error")
@@ -731,7 +749,7 @@ def prepare_recording(recording, ch_names, *, sfreq: float = 500.0, l_freq: floa
     if not sfreq > 0:
         raise ValueError(f"sfreq must be positive, got {sfreq}.")
     report = RealignmentReport(target=[str(c) for c in ch_names])
-    inst = read_recording(recording)
+    inst = read_recording(recording, problems=report.warnings)
     source = str(recording) if isinstance(recording, (str, Path)) else type(recording).__name__
     raw, t0, n_avg = _as_raw(inst, report)
     if raw.n_times < 2:

@@ -511,7 +511,9 @@ class Sources:
         if not path.exists():
             raise FileNotFoundError(f"sources file {path} does not exist; create it with "
                                     "`lightbunny sources --out PATH`.")
-        with h5py.File(path, "r") as f:
+        from .utils import open_h5
+
+        with open_h5(path, "sources file") as f:
             fmt = f.attrs.get("format", "")
             if fmt != SOURCES_FORMAT:
                 raise ValueError(f"{path} is not a sources file (format attribute {fmt!r}, "

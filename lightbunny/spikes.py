@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .utils import _json_default, atomic_path, read_only
+from .utils import _json_default, atomic_path, open_h5, read_only
 
 BANK_FORMAT = "lightbunny-spikebank"
 BANK_FORMAT_VERSION = 1
@@ -124,7 +124,7 @@ class SpikeBank:
         if not path.exists():
             raise FileNotFoundError(f"spike bank {path} does not exist; create it with "
                                     "`lightbunny simulate --out PATH`.")
-        with h5py.File(path, "r") as f:
+        with open_h5(path, "spike bank") as f:
             fmt = f.attrs.get("format", "")
             if fmt != BANK_FORMAT:
                 raise ValueError(f"{path} is not a spike bank (format attribute {fmt!r}, "
@@ -133,6 +133,19 @@ class SpikeBank:
             bank = cls(atlas_name=f.attrs["atlas_name"], sfreq=float(f.attrs["sfreq"]),
                        n_times=int(f.attrs["n_times"]), n_regions=int(f.attrs["n_regions"]),
                        attrs=attrs, path=path, cache_bytes=cache_bytes)
+            # an external link whose file is not next to the bank would be looked up relative
+            # to the working directory by HDF5, silently reading another bank's region
+            missing = []
+            for key in f.get("regions", {}):
+                link = f["regions"].get(key, getlink=True)
+                if isinstance(link, h5py.ExternalLink) and not (path.parent / link.filename).is_file():
+                    missing.append(link.filename)
+            if missing:
+                raise FileNotFoundError(
+                    f"spike bank {path} is incomplete: {len(missing)} region file(s) it links to "
+                    f"are missing (e.g. {path.parent / missing[0]}). A bank is the .h5 file and "
+                    f"its {path.name}.d/ folder: copy both, or re-run `lightbunny simulate` with "
+                    "the same --out to simulate the missing regions again.")
             counts = {}
             for key in f.get("regions", {}):
                 try:

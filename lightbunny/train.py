@@ -122,16 +122,11 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------------- helpers
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``'auto'`` -> CUDA when available, else CPU; ``'cuda'`` without a GPU is an error."""
-    if isinstance(device, torch.device):
-        return device
-    check_option("device", device, DEVICES)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but torch finds no CUDA GPU; "
-                         "use device='cpu' or 'auto'.")
-    return torch.device(device)
+    """``'auto'`` -> CUDA when available, else CPU; ``'cuda'``/``'cuda:N'`` without that GPU is an
+    error (see :func:`lightbunny.utils.resolve_device`)."""
+    from .utils import resolve_device as _resolve
+
+    return _resolve(device)
 
 
 def _resolve_amp(amp: str | bool, device: torch.device) -> bool:

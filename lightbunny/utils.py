@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -105,3 +107,301 @@ def versions() -> dict:
         except PackageNotFoundError:
             continue
     return out
+
+
+# ------------------------------------------------------------------------------------ devices
+def check_device(device: str) -> str:
+    """Check a device name: ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``; return it.
+
+    Whether the GPU exists is checked later, by :func:`resolve_device`.
+
+    Examples
+    --------
+    >>> check_device("cuda:1")
+    'cuda:1'
+    >>> check_device("tpu9")
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid device 'tpu9'. Allowed: 'auto', 'cpu', 'cuda', 'cuda:N' (N = 0, 1, ...).
+    """
+    text = str(device).strip().lower()
+    if text in ("auto", "cpu", "cuda"):
+        return text
+    head, _, index = text.partition(":")
+    if head == "cuda" and index.isdigit():
+        return f"cuda:{int(index)}"
+    raise ValueError(f"Invalid device {device!r}. Allowed: 'auto', 'cpu', 'cuda', "
+                     f"'cuda:N' (N = 0, 1, ...).")
+
+
+def resolve_device(device="auto"):
+    """A :class:`torch.device` from a name checked by :func:`check_device`.
+
+    ``'auto'`` is CUDA when torch finds a GPU, else the CPU; ``'cuda'`` or ``'cuda:N'`` without
+    that GPU is a ValueError naming the GPUs torch sees.
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    name = check_device(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.partition(":")[2] or 0)
+        if index >= n:
+            seen = f"{n} GPU(s): cuda:0..cuda:{n - 1}" if n else "no CUDA GPU"
+            raise ValueError(f"device {device!r} was requested but torch finds {seen}; "
+                             "use 'cpu' or 'auto'.")
+    return torch.device(name)
+
+
+# ------------------------------------------------------------------------------ CPU threads
+def _cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs allowed by the cgroup quota (v2 ``cpu.max`` or v1 ``cfs_quota/period``), or None."""
+    root = Path(root)
+    try:
+        text = (root / "cpu.max").read_text().split()
+        if text and text[0] != "max":
+            return int(text[0]) / int(text[1])
+        if text:
+            return None
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        if quota > 0 and period > 0:
+            return quota / period
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use: its affinity mask, capped by the cgroup CPU quota.
+
+    Examples
+    --------
+    >>> usable_cores() >= 1
+    True
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    if quota is not None:
+        n = min(n, max(1, int(quota)))  # a fractional quota rounds down (1.5 CPUs: 1 thread)
+    return max(1, n)
+
+
+def default_threads(n_workers: int = 1, cores: int | None = None,
+                    busy: float = 0.0) -> int:
+    """Intra-op threads per process when the user gives none.
+
+    One thread per process when several workers share the machine (``n_workers > 1``: DDP
+    ranks, simulation workers, other LightBunny jobs); otherwise the usable cores that other
+    processes leave free (``busy``: their load, in cores), at least one. Never more threads
+    than cores: an oversubscribed torch (OpenMP) thread pool waits on descheduled threads at
+    every parallel region, which costs far more than the threads gain.
+
+    Examples
+    --------
+    >>> default_threads(1, cores=8), default_threads(2, cores=8), default_threads(3, cores=2)
+    (8, 1, 1)
+    >>> default_threads(1, cores=8, busy=2.6), default_threads(1, cores=2, busy=1.8)
+    (5, 1)
+    """
+    cores = usable_cores() if cores is None else int(cores)
+    if n_workers > 1:
+        return 1
+    return max(1, min(cores, int(math.floor(cores - busy + 0.5))))
+
+
+def machine_load() -> float:
+    """Runnable processes averaged over the last minute (``os.getloadavg()[0]``), 0 if unknown."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):  # pragma: no cover - not Unix
+        return 0.0
+
+
+class ThreadPolicy:
+    """Re-apply :func:`set_threads` now and then during long work (call :meth:`update` often).
+
+    A job that started alone uses the cores other processes leave free; when a second
+    LightBunny job starts on the same machine, the first drops to one thread at its next update
+    (and goes back when the other ends).
+    Runs in the calling thread: torch's intra-op thread count is per thread.
+
+    Parameters
+    ----------
+    threads : int, optional
+        A fixed count (``--threads``): then nothing changes after the first update.
+    interval : float, s
+        Least time between two checks of the other jobs.
+    """
+
+    def __init__(self, threads: int | None = None, interval: float = 5.0):
+        self.threads, self.interval = threads, float(interval)
+        self.current, self._last, self._busy = None, -math.inf, None
+
+    def update(self) -> int:
+        """Apply the policy if ``interval`` has passed since the last check; return the count.
+
+        The load of other processes is read once, at the first update (later, this job's own
+        threads are part of the load); the other LightBunny jobs are counted at every check.
+        """
+        now = time.monotonic()
+        if self.current is not None and (self.threads is not None
+                                         or now - self._last < self.interval):
+            return self.current
+        self._last = now
+        import torch
+
+        if self._busy is None:
+            self._busy = machine_load()
+        wanted = self.threads if self.threads is not None else default_threads(
+            int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + running_jobs() - 1,
+            busy=self._busy)
+        if wanted != self.current:
+            if self.current is not None:
+                from ._logging import logger
+
+                logger.info("torch CPU threads: %d -> %d (%d LightBunny job(s) running)",
+                            self.current, wanted, running_jobs())
+            if wanted != torch.get_num_threads():
+                torch.set_num_threads(wanted)
+            self.current = wanted
+        return self.current
+
+
+def set_threads(threads: int | None = None, *, n_workers: int | None = None) -> int:
+    """Apply the CPU thread policy to torch (intra-op threads) and return the count used.
+
+    Parameters
+    ----------
+    threads : int, optional
+        Use exactly this many (``--threads``); a warning is logged when it exceeds the usable
+        cores.
+    n_workers : int, optional
+        Processes working at once on this machine; default: the torchrun local world size
+        (``LOCAL_WORLD_SIZE``) plus the other live LightBunny jobs (see :func:`running_jobs`).
+        Alone, the job takes the cores the machine's load (:func:`machine_load`) leaves free.
+    """
+    import torch
+
+    from ._logging import logger
+
+    cores = usable_cores()
+    if threads is not None:
+        threads = int(threads)
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}.")
+        if threads > cores:
+            logger.warning("--threads %d exceeds the %d usable core(s); the threads will "
+                           "compete for them.", threads, cores)
+    else:
+        if n_workers is None:
+            n_workers = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + running_jobs() - 1
+        threads = default_threads(n_workers, cores, busy=machine_load())
+    torch.set_num_threads(threads)
+    logger.debug("torch intra-op threads: %d (%d usable core(s))", threads, cores)
+    return threads
+
+
+def _jobs_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"lightbunny-jobs-{os.getuid()}"
+
+
+def _start_time(pid: int) -> str:
+    """Start time of a process (clock ticks since boot, Linux), or '' where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[19]
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
+def register_job() -> None:
+    """Mark this process as a running LightBunny job (for :func:`running_jobs`); the mark is a
+    file named by the process id holding its start time (so a reused id is not counted),
+    removed at exit."""
+    import atexit
+
+    d = _jobs_dir()
+    with contextlib.suppress(OSError):
+        d.mkdir(exist_ok=True)
+        mark = d / str(os.getpid())
+        mark.write_text(_start_time(os.getpid()))
+        atexit.register(lambda: mark.unlink(missing_ok=True))
+
+
+def running_jobs() -> int:
+    """Live LightBunny jobs of this user on this machine, this one included (at least 1)."""
+    n = 0
+    with contextlib.suppress(OSError):
+        for mark in _jobs_dir().iterdir():
+            if not mark.name.isdigit():
+                continue
+            pid = int(mark.name)
+            try:
+                os.kill(pid, 0)
+                started = mark.read_text().strip()
+                if started and started != _start_time(pid):  # the id now names another process
+                    raise ProcessLookupError
+            except ProcessLookupError:
+                mark.unlink(missing_ok=True)
+                continue
+            except (PermissionError, FileNotFoundError):
+                pass
+            n += pid != os.getpid()
+    return n + 1
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock of an output (see :func:`exclusive_lock`)."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str = "this output"):
+    """Hold an exclusive, non-blocking lock on ``path`` (created if needed) while the block runs.
+
+    A second writer gets a :class:`LockedError` at once instead of interleaving its writes with
+    the first's. The lock is an ``flock`` on an open file, so the kernel releases it when the
+    process ends, even if it is killed.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"another process is writing {what} (lock {path} is held); wait "
+                              "for it to finish or choose another --out.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        os.close(fd)
+
+
+def open_h5(path: str | os.PathLike, what: str = "file"):
+    """Open an HDF5 file for reading; an unreadable one is a ValueError naming it.
+
+    h5py's own message for a truncated or corrupt file does not say which file it was.
+    """
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f"{what} {path} cannot be read: it is not a complete HDF5 file "
+                         f"(truncated or corrupt? {err})") from None

@@ -310,3 +310,26 @@ def test_rates_and_filters():
         prepare_recording(raw, MODEL_CHANNELS, h_freq=200.0)
     prep = prepare_recording(raw, MODEL_CHANNELS, l_freq=1.0, h_freq=40.0)
     assert any("filtered" in s for s in prep.report.steps) and prep.n_times == 1500
+
+
+def test_truncated_edf_is_read_with_a_warning_in_the_report(tmp_path):
+    # a truncated EDF used to be imaged for the part that survived with no word said
+    import mne
+    import numpy as np
+
+    from lightbunny.io import prepare_recording, read_recording
+
+    info = mne.create_info(["Fp1", "Cz", "O1", "T7"], 256.0, "eeg")
+    raw = mne.io.RawArray(np.random.default_rng(0).normal(size=(4, 256 * 20)) * 1e-5, info,
+                          verbose=False)
+    full = tmp_path / "full.edf"
+    mne.export.export_raw(full, raw, fmt="edf", overwrite=True, verbose="error")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.edf"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    problems = []
+    inst = read_recording(cut, problems=problems)
+    assert inst.times[-1] < 15 and len(problems) == 1 and "truncated" in problems[0]
+    assert read_recording(full, problems=(clean := [])) is not None and clean == []
+    prepared = prepare_recording(cut, ["Fp1", "Cz", "O1", "T7"])
+    assert any("truncated" in w for w in prepared.report.warnings)

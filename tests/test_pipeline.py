@@ -36,7 +36,9 @@ def test_tiny_pipeline_runs_and_resumes(tmp_path, monkeypatch):
                                                out / "sources_train.h5", out / "apply" / "recording.edf")}
     again = run_pipeline(TINY, out=out, progress=False)
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
-    assert again["timings"]["train"] < res["timings"]["train"]
+    assert again["ran"] == []
+    # stage times are those of the run that did the work, not of the skip
+    assert again["timings"]["train"] == res["timings"]["train"] > 0.1
 
 
 def test_shipped_configs_load():
@@ -56,3 +58,34 @@ def test_unknown_options_are_refused(tmp_path):
         load_config(bad)
     with pytest.raises(FileNotFoundError, match="shipped ones"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_evaluation_takes_its_snrs_from_evaluate_not_dataset():
+    """[dataset] snr_db (training noise) must not reach evaluate(), which sets one SNR per pass
+    (it crashed `lightbunny run deepsif75`)."""
+    from lightbunny.pipeline import dataset_kwargs
+
+    cfg = load_config("deepsif75")
+    assert cfg.dataset["snr_db"] == (5.0, 10.0, 15.0, 20.0)
+    kw = dataset_kwargs(cfg.dataset, seed=3, for_evaluation=True)
+    assert "snr_db" not in kw and "seed" not in kw and kw["missing_clips"] == "skip"
+    assert dataset_kwargs(cfg.dataset, seed=3) == {"seed": 3, "missing_clips": "skip",
+                                                   "snr_db": [5.0, 10.0, 15.0, 20.0]}
+
+
+def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
+    from lightbunny.pipeline import atomic_dir
+
+    final = tmp_path / "ev"
+    final.mkdir()
+    (final / "old.txt").write_text("earlier")
+    (tmp_path / ".ev.partial-999999999").mkdir()  # left by a killed process
+    with pytest.raises(RuntimeError):
+        with atomic_dir(final) as tmp:
+            (tmp / "half.txt").write_text("x")
+            raise RuntimeError("disk full")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev"]
+    assert [p.name for p in final.iterdir()] == ["old.txt"]
+    with atomic_dir(final) as tmp:
+        (tmp / "new.txt").write_text("y")
+    assert [p.name for p in final.iterdir()] == ["new.txt"]

@@ -3,7 +3,7 @@
 import re
 
 from lightbunny.evaluate import markdown_tables_to_html, summary_markdown
-from lightbunny.pipeline import DEFAULTS, _write_report
+from lightbunny.pipeline import _write_report, load_config
 
 
 def _summary():
@@ -29,8 +29,9 @@ def test_run_report_has_no_raw_markdown_or_json(tmp_path):
         summary_markdown(summary, ["sloreta", "lightbunny:train"], [10.0]))
     train_result = {"best_epoch": 5, "best_val_loss": 0.43, "epochs_run": 6,
                     "stopped_early": False, "val_loss_zero": 2.0}
-    path = _write_report(tmp_path, DEFAULTS, {"apply": {}}, summary,
-                         {"leadfield": 1.23, "train": 100.0, "total": 150.0}, train_result)
+    path = _write_report(tmp_path, load_config({}), {"apply": {}}, summary,
+                         {"leadfield": 1.23, "train": 100.0, "total": 150.0}, train_result,
+                         {"simulate": 0, "train": 0}, ["train"])
     page = path.read_text()
     body = page.split("<body>", 1)[1]
     assert "<pre>" not in body  # no section is left as preformatted raw text

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 
 from .._logging import logger
-from ..utils import check_option, versions
+from ..utils import check_option, exclusive_lock, usable_cores, versions
 from .config import JansenRitConfig
 
 
@@ -40,7 +39,7 @@ def parse_regions(spec, n_regions: int) -> np.ndarray:
 
 
 def _simulate_traces(weights, tract_lengths, region_to_node, chunk, *, backend, duration,
-                     config, seed, device, dtype, progress=None):
+                     config, seed, device, dtype, progress=None, n_threads=None):
     """Simulate one chunk of source regions: (len(chunk), n_times, n_regions) float32, mV."""
     from . import simulate_nodes
 
@@ -52,7 +51,8 @@ def _simulate_traces(weights, tract_lengths, region_to_node, chunk, *, backend, 
             report(k * len(chunk))
     traces = simulate_nodes(weights, tract_lengths, region_to_node[chunk], backend=backend,
                             duration=duration, config=config, seed=seed, stream_ids=chunk,
-                            device=device, dtype=dtype, progress=progress)
+                            device=device, dtype=dtype, progress=progress,
+                            **({"n_threads": n_threads} if n_threads is not None else {}))
     return traces[:, :, region_to_node]
 
 
@@ -79,7 +79,7 @@ def simulate_bank(atlas, out, *, regions=None, duration: float = 20.0, backend: 
                   seed: int = 0, gain: np.ndarray | None = None,
                   config: JansenRitConfig | None = None, scheduler: str | None = None,
                   storage_dtype: str = "float16", progress: bool = True,
-                  target_snr_db: float = 15.0):
+                  target_snr_db: float = 15.0, threads: int | None = None):
     """Simulate source regions, extract their clean spike clips and write a spike bank.
 
     Regions are processed in fixed chunks of ``batch_size`` consecutive requested regions (a
@@ -116,15 +116,24 @@ def simulate_bank(atlas, out, *, regions=None, duration: float = 20.0, backend: 
     progress : bool
         Show a tqdm progress bar (region-steps of simulation, with ETA).
     target_snr_db : float, dB
+    threads : int, optional
+        torch CPU threads of the simulation (torch backend); default: one per batch when the
+        batch is small, torch's setting otherwise.
+
+    While it runs, the bank is locked (``<out>.lock``): a second ``simulate_bank`` on the same
+    ``out`` stops at once with :class:`lightbunny.utils.LockedError` instead of mixing its
+    regions into the index.
 
     Returns
     -------
     bank : SpikeBank
         The bank, opened for reading.
     """
-    from ..spikes import SpikeBank, SpikeBankWriter
-
     check_option("backend", backend, ("torch", "tvb"))
+    if backend == "torch":
+        from ..utils import resolve_device
+
+        device = str(resolve_device(device))
     cfg = config or JansenRitConfig()
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
@@ -145,6 +154,18 @@ def simulate_bank(atlas, out, *, regions=None, duration: float = 20.0, backend: 
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "units": {"clips": "mV", "sfreq": "Hz", "duration": "s", "spike_times": "samples"},
     }
+    lock = exclusive_lock(f"{out}.lock", what=f"the spike bank {out}")
+    with lock:
+        return _simulate_locked(atlas, out, regions, duration, backend, device, dtype, batch_size,
+                                seed, gain, cfg, scheduler, storage_dtype, progress, attrs,
+                                n_steps, threads)
+
+
+def _simulate_locked(atlas, out, regions, duration, backend, device, dtype, batch_size, seed, gain,
+                     cfg, scheduler, storage_dtype, progress, attrs, n_steps, threads):
+    """The body of :func:`simulate_bank`, run while the bank's lock is held."""
+    from ..spikes import SpikeBank, SpikeBankWriter
+
     writer = SpikeBankWriter(out, atlas_name=atlas.name, sfreq=cfg.sfreq, n_times=500,
                              n_regions=atlas.n_regions, attrs=attrs, storage_dtype=storage_dtype)
     done = writer.complete_regions()
@@ -171,8 +192,10 @@ def simulate_bank(atlas, out, *, regions=None, duration: float = 20.0, backend: 
 
     kw = dict(backend=backend, duration=duration, config=cfg, seed=seed, device=device,
               dtype=dtype)
+    if threads is not None and backend == "torch":
+        kw["n_threads"] = int(threads)
     # threads for extraction + compression: leave a core to the simulation
-    post_workers = max(1, min(8, (os.cpu_count() or 2) - 1))
+    post_workers = max(1, min(8, usable_cores() - 1))
     w, tl, r2n = np.asarray(atlas.weights), np.asarray(atlas.tract_lengths), np.asarray(atlas.region_to_node)
     try:
         if scheduler is None:
