@@ -669,6 +669,80 @@ def _quickstart(args):
     _run_config("quickstart", args)
 
 
+# ------------------------------------------------------------------------------ benchmark
+def _benchmark_args(p):
+    p.add_argument("--atlas", default="tvb76",
+                   help="atlas name (default tvb76, the fast smoke run; fsaverage994 for the "
+                        "full-scale benchmark)")
+    _add_data_dir(p)
+    p.add_argument("--leadfield", default=None,
+                   help="nominal leadfield file (.h5) that every method inverts; default: "
+                        "computed (or read from cache) for --montage")
+    p.add_argument("--montage", default="standard_1020_64",
+                   help="montage of a computed leadfield (name or comma-separated channels; "
+                        "default standard_1020_64)")
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help="trained network to score (repeat for several; default none)")
+    p.add_argument("--bank", default=None,
+                   help="spike bank (.h5) for the neural-mass spike waveforms (default none: "
+                        "conditions with spikes are skipped)")
+    p.add_argument("--train-sources", action="append", default=[],
+                   help="training sources file(s) whose patches test patches must differ from "
+                        "(default: every candidate patch of make_sources(seed=--train-seed))")
+    p.add_argument("--train-seed", type=int, default=0,
+                   help="seed the training sources were made with (default 0)")
+    p.add_argument("--conditions", default=None,
+                   help="comma-separated condition names (default all; see "
+                        "lightbunny.benchmark.CONDITIONS)")
+    p.add_argument("--methods", default="MNE,dSPM,sLORETA,eLORETA,LCMV,MxNE,gamma-MAP,Champagne",
+                   help="classical and sparse methods, comma-separated ('none' for networks "
+                        "only; default all eight); the random floor and the ceilings are always "
+                        "added")
+    p.add_argument("--budget", default="small", choices=("smoke", "small", "full"),
+                   help="samples per condition, tuning grid and figures (default small)")
+    p.add_argument("--n-samples", type=int, default=None,
+                   help="samples per condition (default: the budget's, 6 / 24 / 200)")
+    p.add_argument("--split", default="novel", choices=("novel", "centre-disjoint"),
+                   help="novel: no test patch equals a training patch (default); "
+                        "centre-disjoint: test centres from one spatial fold")
+    p.add_argument("--n-folds", type=int, default=5,
+                   help="spatial folds (centre-disjoint; default 5)")
+    p.add_argument("--fold", type=int, default=0, help="the test fold (centre-disjoint; default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test samples (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device of the checkpoints (default cpu)")
+    p.add_argument("--no-figures", action="store_true", help="no HTML report and figures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output folder for the report")
+
+
+@command("benchmark", "the generalisation benchmark: networks and classical/sparse inverses on "
+                      "named out-of-prior conditions")(_benchmark_args)
+def _benchmark(args):
+    from .atlas import load_atlas
+    from .benchmark import run_benchmark
+    from .leadfield import Leadfield, make_leadfield
+
+    atlas = load_atlas(args.atlas, data_dir=args.data_dir)
+    if args.leadfield:
+        leadfield = Leadfield.load(args.leadfield)
+    else:
+        montage = args.montage.split(",") if "," in args.montage else args.montage
+        leadfield = make_leadfield(atlas, montage, data_dir=args.data_dir)
+    methods = [] if args.methods.strip().lower() == "none" else args.methods.split(",")
+    conditions = args.conditions.split(",") if args.conditions else None
+    res = run_benchmark(atlas, leadfield, out_dir=args.out, checkpoints=args.checkpoint,
+                        bank=args.bank, train_sources=args.train_sources or None,
+                        conditions=conditions, methods=methods, budget=args.budget,
+                        n_samples=args.n_samples, seed=args.seed, train_seed=args.train_seed,
+                        split=args.split, n_folds=args.n_folds, fold=args.fold,
+                        data_dir=args.data_dir, figures=not args.no_figures,
+                        device=args.device, progress=not args.no_progress)
+    for name, why in res["skipped"].items():
+        print(f"skipped {name}: {why}")
+    print(f"done in {res['timings']['total']:.0f} s; tables: {res['summary_md']}"
+          + (f"; report: {res['report']}" if "report" in res else ""))
+
+
 # ------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
