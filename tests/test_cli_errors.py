@@ -366,7 +366,7 @@ def test_cli_train_calls_the_pipeline_stage(tiny_run, tmp_path, capsys, monkeypa
     assert code == 0 and "done: 1 epochs" in stdout
     (kw,) = calls
     assert kw["train"].model_config == {"d_model": 32} and kw["train"].options["patience"] == 0
-    assert kw["dataset"] == {"missing_clips": "skip"}
+    assert kw["dataset"] == {"missing_clips": "neighbour"}  # the CLI default
 
 
 def test_main_adds_one_log_handler(capsys):
