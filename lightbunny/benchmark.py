@@ -85,7 +85,6 @@ other method against it on the EMD.
 
 from __future__ import annotations
 
-import csv
 import html
 import inspect
 import math
@@ -96,7 +95,7 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .utils import atomic_path, check_option, versions, write_json
+from .utils import atomic_path, check_option, versions, write_csv, write_json
 
 __all__ = [
     "BENCHMARK_VERSION",
@@ -1235,9 +1234,9 @@ def run_benchmark(atlas, leadfield, *, out_dir, checkpoints=(), bank=None, train
     md = benchmark_markdown(summary, best, wins, run_names, all_names, competitors, skipped,
                             cond_info, tuning, lf_notes, noise_note, patch_rule, split,
                             frac_train_centres, paired)
-    paths = {"per_sample": _write_csv(out_dir / "per_sample.csv", rows),
-             "summary_csv": _write_csv(out_dir / "summary.csv", summary),
-             "fraction_best_csv": _write_csv(out_dir / "fraction_best.csv", best),
+    paths = {"per_sample": write_csv(out_dir / "per_sample.csv", rows),
+             "summary_csv": write_csv(out_dir / "summary.csv", summary),
+             "fraction_best_csv": write_csv(out_dir / "fraction_best.csv", best),
              "summary_md": out_dir / "summary.md"}
     with atomic_path(paths["summary_md"]) as tmp:
         Path(tmp).write_text(md)
@@ -1462,16 +1461,6 @@ def benchmark_markdown(summary, best, wins, conditions, methods, competitors, sk
                          + f" | {tw}-{tl} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _write_csv(path: Path, rows: list) -> Path:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-    return path
 
 
 def _md_to_html(md: str) -> str:

@@ -22,14 +22,13 @@ the same EEG for a given sample), applies every method through the package's one
 from __future__ import annotations
 
 import base64
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
 from ._logging import logger
-from .utils import atomic_path, check_option, versions, write_json
+from .utils import atomic_path, check_option, versions, write_csv, write_json
 
 CLASSICAL_METHODS = ("sloreta", "eloreta", "mne", "dspm", "lcmv")
 DEFAULT_METHODS = ("sloreta", "eloreta", "mne", "dspm")
@@ -213,8 +212,8 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
     names = [r.name for r in [_Method(m, None, "classical") for m in methods] + learned]
     summary = summarise(rows)
     paths = {
-        "per_sample": _write_csv(out_dir / "per_sample.csv", rows),
-        "summary_csv": _write_csv(out_dir / "summary.csv", summary),
+        "per_sample": write_csv(out_dir / "per_sample.csv", rows),
+        "summary_csv": write_csv(out_dir / "summary.csv", summary),
         "summary_md": out_dir / "summary.md",
     }
     md = summary_markdown(summary, names, snrs)
@@ -294,16 +293,6 @@ def summary_markdown(summary: list, methods: list, snrs: list) -> str:
             lines.append(f"| {metric} {arrow} | " + " | ".join(txt) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _write_csv(path: Path, rows: list) -> Path:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-    return path
 
 
 def _boxplots(rows, methods, snrs, fig_dir: Path) -> Path:

@@ -86,6 +86,20 @@ def write_json(path: str | os.PathLike, obj) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
 
 
+def write_csv(path: str | os.PathLike, rows: list) -> Path:
+    """Write a list of dicts as CSV (columns: every key, in first-seen order), atomically."""
+    import csv
+
+    path = Path(path)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+    return path
+
+
 def _json_default(obj):
     if isinstance(obj, np.generic):
         return obj.item()
