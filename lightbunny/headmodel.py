@@ -303,6 +303,32 @@ def _sphere_reg_index(subjects_dir, subject: str, hemi: str, vertno: np.ndarray)
     return cKDTree(unit(fsavg[:10242])).query(unit(subj[vertno]))[1]
 
 
+def read_forward(forward):
+    """``forward`` itself if it is an ``mne.Forward``, else the forward read from that path.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at the path.
+    ValueError
+        A file MNE cannot read as a forward solution, or neither a path nor a Forward.
+    """
+    import mne
+
+    if isinstance(forward, (str, os.PathLike)):
+        path = Path(forward)
+        if not path.is_file():
+            raise FileNotFoundError(f"No forward solution file at {path}")
+        try:
+            forward = mne.read_forward_solution(path, verbose=False)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is a user error
+            raise ValueError(f"{path} is not a readable MNE forward solution ({err})") from err
+    if not isinstance(forward, mne.Forward):
+        raise ValueError(f"forward must be an mne.Forward or a -fwd.fif path, got "
+                         f"{type(forward).__name__}")
+    return forward
+
+
 def forward_vertex_gain(forward, atlas, orientation: str = "normal", subjects_dir=None):
     """Map an ``mne.Forward`` (EEG, surface source space) onto the atlas's cortex vertices.
 
@@ -332,17 +358,7 @@ def forward_vertex_gain(forward, atlas, orientation: str = "normal", subjects_di
     """
     import mne
 
-    if isinstance(forward, (str, os.PathLike)):
-        path = Path(forward)
-        if not path.is_file():
-            raise FileNotFoundError(f"No forward solution file at {path}")
-        try:
-            forward = mne.read_forward_solution(path, verbose=False)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is a user error
-            raise ValueError(f"{path} is not a readable MNE forward solution ({err})") from err
-    if not isinstance(forward, mne.Forward):
-        raise ValueError(f"forward must be an mne.Forward or a -fwd.fif path, got "
-                         f"{type(forward).__name__}")
+    forward = read_forward(forward)
     src = forward["src"]
     kinds = [s["type"] for s in src]
     if kinds != ["surf", "surf"]:

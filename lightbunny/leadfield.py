@@ -643,11 +643,10 @@ def _deepsif_leadfield(atlas, label, names, pos, frame, orientation, data_dir) -
 def _leadfield_from_forward(atlas, forward, orientation, subjects_dir) -> Leadfield:
     import mne
 
-    from .headmodel import forward_vertex_gain
+    from .headmodel import forward_vertex_gain, read_forward
 
+    forward = read_forward(forward)  # a path is read once
     vg, vertex, names, info = forward_vertex_gain(forward, atlas, orientation, subjects_dir)
-    if isinstance(forward, (str, os.PathLike)):
-        forward = mne.read_forward_solution(forward, verbose=False)
     gain = np.zeros((len(names), atlas.n_regions))
     np.add.at(gain.T, atlas.vertex_region[vertex], vg.T)
     head_to_mri = mne.transforms.invert_transform(forward["mri_head_t"])
