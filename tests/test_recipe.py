@@ -68,7 +68,7 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 
 
 def test_recipes_resolve_and_reject_unknown_options():
-    assert resolve_recipe() == TRAIN_RECIPES["seed"]
+    assert resolve_recipe() == TRAIN_RECIPES["lightbunny"]  # the default of train(), CLI, configs
     assert resolve_recipe(None, lr=1e-2)["lr"] == 1e-2
     lb = resolve_recipe("lightbunny", grad_clip=None)
     assert lb["loss"] == "balanced_mse" and lb["grad_clip"] == 1.0 and lb["resample"]
