@@ -14,7 +14,9 @@ Rows:
 * ``batch builder, seed recipe``: the same recipe for a whole batch with tensor operations;
 * ``batch builder, lightbunny, no background``: spikes on patches + white noise;
 * ``batch builder, lightbunny, clip background``: the default (background of the first
-  source's clip, projected once per clip and cached) + white noise.
+  source's clip, projected once per clip and cached) + white noise;
+* ``lightbunny + randomisation``: :mod:`lightbunny.randomise` (issue 14) on a 3-source file,
+  without and with a leadfield ensemble (per-sample gains).
 
 Usage::
 
@@ -154,6 +156,24 @@ def main(argv=None):
                    torch.empty(args.batch_size, 500, atlas.n_regions, device=args.device))
             rows.append((label.replace(" (default)", "") + ", reused out= buffers",
                          rate(batches(ds, out), n, repeat=2)))
+    # ---------------------------------------------------------------- domain randomisation
+    from lightbunny.randomise import Randomisation
+
+    src3 = make_sources(atlas, split="train", n_iter=1, n_sources=3, seed=0, progress=False)
+    g = np.random.default_rng(2)
+    ensemble = [gain * (1 + 0.1 * g.normal(size=gain.shape)) for _ in range(4)]
+    rand_configs = [
+        ("lightbunny + randomisation (default mix: 1-3 sources, extents, 4 waveform families, "
+         "white/coloured noise)", dict(randomise=Randomisation(p_nominal=1.0))),
+        ("lightbunny + randomisation + leadfield ensemble of 4 (bench/train_generalise.py)",
+         dict(randomise=Randomisation(), leadfields=ensemble)),
+    ]
+    for label, kw in rand_configs:
+        ds = SyntheticEEGDataset(src3, bank, gain, atlas_name=atlas.name, rng=args.rng, **kw)
+        ds.precompute(progress=False)
+        ds._rand.coloured()  # the coloured-noise bank, built once per dataset
+        rows.append((label, rate(batches(ds), n, repeat=2)))
+
     def floor():  # allocating and filling the dense float32 target alone
         for _ in range(args.n_batches):
             torch.ones((args.batch_size, 500, atlas.n_regions), device=args.device)

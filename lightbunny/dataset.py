@@ -425,6 +425,13 @@ class SyntheticEEGDataset(_TorchDataset):
         computed on the batch's device, with no per-sample Python loop (for GPU batches; the
         same sample on every device up to float rounding). The two modes give different
         (equally valid) samples.
+    randomise : None, 'default', dict or Randomisation
+        Domain randomisation (lightbunny recipe only; :mod:`lightbunny.randomise`): number of
+        sources, extent, waveform family, amplitude, noise family and leadfield drawn per
+        sample. None (default) keeps the recipe above unchanged.
+    leadfields : sequence of leadfields or gain matrices, optional
+        The leadfield ensemble of ``randomise`` (same channels and regions as ``leadfield``):
+        other head models, jittered electrodes, other conductivities.
 
     Attributes
     ----------
@@ -453,7 +460,7 @@ class SyntheticEEGDataset(_TorchDataset):
                  realistic_noise=None, realistic_ratio=0.0, background: str = "clip",
                  sbr_db=None, clip_fractions=(0.8, 0.1, 0.1), clip_seed: int = 0,
                  clip_split: str | None = None, missing_clips: str = "raise", device=None,
-                 rng: str = "generator"):
+                 rng: str = "generator", randomise=None, leadfields=None):
         from .sources import Sources
         from .spikes import SpikeBank
 
@@ -537,6 +544,8 @@ class SyntheticEEGDataset(_TorchDataset):
         if self.snr_db is None and realistic_noise is not None:
             raise ValueError("realistic_noise needs snr_db (the noise level).")
 
+        self._init_randomisation(randomise, leadfields, recipe)
+
         # ---------------------------------------------------------------- clip sets
         self.clip_split = sources.split if clip_split is None else clip_split
         check_option("clip_split", self.clip_split, SPLITS)
@@ -596,6 +605,32 @@ class SyntheticEEGDataset(_TorchDataset):
         self._colmax = {}  # region -> (n_set, n_regions) float32 read-only: max over time
         self.device = torch.device("cpu") if device is None else torch.device(device)
 
+    def _init_randomisation(self, randomise, leadfields, recipe):
+        from .randomise import RandomisedDraws, resolve_randomisation
+
+        self.randomise = resolve_randomisation(randomise)
+        ens = []
+        for k, lf in enumerate(leadfields or ()):
+            g = np.asarray(lf.gain if hasattr(lf, "gain") else lf, dtype=np.float32)
+            if g.shape != self.gain.shape:
+                raise ValueError(f"leadfields[{k}] has shape {g.shape}; the ensemble must match "
+                                 f"the nominal leadfield's (n_chans, n_regions) {self.gain.shape}.")
+            names = list(getattr(lf, "ch_names", []) or [])
+            if names and self.ch_names and names != self.ch_names:
+                raise ValueError(f"leadfields[{k}] has other channels than the nominal leadfield.")
+            ens.append(g)
+        if ens and self.randomise is None:
+            raise ValueError("leadfields= (an ensemble) needs randomise= to draw from it.")
+        if self.randomise is not None and recipe == "seed":
+            raise ValueError("randomise= needs the lightbunny recipe (the seed recipe copies "
+                             "whole clips).")
+        self.n_ensemble = len(ens)
+        self._rand = None
+        if self.randomise is not None:
+            self._rand = RandomisedDraws(
+                self.randomise, n_times=self.n_times, sfreq=float(getattr(self.bank, "sfreq", 500.0)),
+                gains=[self.gain] + ens, has_real=self.realistic_noise is not None)
+
     # ------------------------------------------------------------------ description
     @property
     def preprocessing(self) -> dict:
@@ -624,6 +659,8 @@ class SyntheticEEGDataset(_TorchDataset):
             "clip_fractions": list(self.clip_fractions), "clip_seed": self.clip_seed,
             "clip_split": self.clip_split, "sources_split": self.sources.split, "rng": self.rng,
             "n_samples": len(self), "atlas_name": self.atlas_name,
+            "randomise": None if self.randomise is None else self.randomise.to_dict(),
+            "n_ensemble": self.n_ensemble,
         }
 
     def __len__(self) -> int:
@@ -839,8 +876,11 @@ class SyntheticEEGDataset(_TorchDataset):
         shape = (len(src), s, self.n_regions)
         return w.reshape(shape), member.reshape(shape)
 
-    def _noise(self, signal, d, device):
-        """Sensor noise for ``signal`` (B, T, C, already referenced) at the drawn SNRs."""
+    def _noise(self, signal, d, device, coloured=None):
+        """Sensor noise for ``signal`` (B, T, C, already referenced) at the drawn SNRs.
+
+        ``coloured`` (B, T, C), with ``d['coloured_ratio']``: another noise family mixed in
+        like the real segments (randomisation)."""
         n_b, n_t, n_c = signal.shape
         snr = torch.as_tensor(d["snr_db"], dtype=signal.dtype, device=device)
         if self.noise_scope == "global":
@@ -856,18 +896,28 @@ class SyntheticEEGDataset(_TorchDataset):
             white = d["white"].to(device=device, dtype=signal.dtype)
         else:  # rng="counter": drawn on the device
             white = _counter_normals(d["keys"], n_t * n_c, device, signal.dtype).view(n_b, n_t, n_c)
-        noise = _ref_centre_(white * torch.sqrt((1.0 - ratio) * p_noise / keep))
+        c_ratio = 0.0
+        if coloured is not None:
+            c_ratio = torch.as_tensor(d["coloured_ratio"], dtype=signal.dtype,
+                                      device=device).view(-1, 1, 1)
+        white_share = torch.clamp(1.0 - ratio - c_ratio, min=0.0)
+        noise = _ref_centre_(white * torch.sqrt(white_share * p_noise / keep))
         if self.realistic_noise is not None and np.any(d["realistic_ratio"] > 0):
             segs = np.stack([self.realistic_noise[g, o:o + n_t]
                              for g, o in zip(d["segment"], d["segment_offset"])])
-            real = _ref_centre_(torch.from_numpy(segs).to(device=device, dtype=signal.dtype))
-            if self.noise_scope == "global":
-                p_real = real.pow(2).mean(dim=(1, 2), keepdim=True)
-            else:
-                p_real = real.pow(2).mean(dim=1, keepdim=True)
-            p_real = torch.where(p_real > 0, p_real, torch.ones_like(p_real))
-            noise = noise + real * torch.sqrt(ratio * p_noise / p_real)
+            real = torch.from_numpy(segs).to(device=device, dtype=signal.dtype)
+            noise = noise + self._scaled_part(real, ratio * p_noise)
+        if coloured is not None and np.any(d["coloured_ratio"] > 0):
+            noise = noise + self._scaled_part(coloured.to(signal.dtype), c_ratio * p_noise)
         return noise
+
+    def _scaled_part(self, part, power):
+        """``part`` referenced and scaled to ``power`` (per channel or over all channels)."""
+        part = _ref_centre_(part.clone())
+        dims = (1, 2) if self.noise_scope == "global" else 1
+        p = part.pow(2).mean(dim=dims, keepdim=True)
+        p = torch.where(p > 0, p, torch.ones_like(p))
+        return part * torch.sqrt(power / p)
 
     def _patch_peak(self, waves, w_np, member_np, device):
         """max |sum_k s_k(t) w_k[r]| over time and the patch regions, shape (B, 1, 1)."""
@@ -916,6 +966,10 @@ class SyntheticEEGDataset(_TorchDataset):
         n_b, s = len(src), self.n_sources
         w_np, member_np = self._patch_matrix(src)
         gain = self._gain_on(device)
+        rnd = None
+        if self._rand is not None:
+            rnd = self._rand.draw(self._draw_seed(), src, s)
+            w_np, member_np = self._rand.restrict(w_np, member_np, d["centres"], rnd)
         weights = torch.from_numpy(w_np).to(device)
         if self.recipe == "seed":
             eeg_clean, activity, parts = self._seed_batch(d, w_np, member_np, gain, device)
@@ -923,12 +977,19 @@ class SyntheticEEGDataset(_TorchDataset):
             waves = np.stack([self._region_waves(int(c))[p] for c, p in
                               zip(d["centres"].ravel(), d["clip_pos"].ravel())])
             waves = torch.from_numpy(waves.reshape(n_b, s, self.n_times)).to(device)
+            spikes = waves
+            if rnd is not None:
+                waves = self._rand.waves(spikes, rnd)
             # the target's maximum from the patch regions only (B, T, n_union), then one dense
             # write of the already-scaled target
             peak = self._patch_peak(waves, w_np, member_np, device)
             activity = torch.bmm((waves / peak).transpose(1, 2), weights,
                                  out=None if out is None else out[1])
-            source_eeg = torch.bmm(waves.transpose(1, 2), weights @ gain.T)
+            g_b = None if rnd is None else self._rand.gains_for(rnd, device)
+            if g_b is None:
+                source_eeg = torch.bmm(waves.transpose(1, 2), weights @ gain.T)
+            else:  # per-sample leadfields of the ensemble
+                source_eeg = torch.bmm(waves.transpose(1, 2), torch.bmm(weights, g_b.transpose(1, 2)))
             signal = _ref_centre_(source_eeg.clone())
             bg = None
             if self.background == "clip":
@@ -939,7 +1000,7 @@ class SyntheticEEGDataset(_TorchDataset):
                 # remove the first source's spike (the clip's own region column: the centre,
                 # or the neighbour whose clips it borrowed) from its clip
                 own = np.array([self._donor.get(int(c), int(c)) for c in c1], dtype=np.int64)
-                bg -= waves[:, 0, :, None] * gain.T[torch.as_tensor(own, device=device)][:, None, :]
+                bg -= spikes[:, 0, :, None] * gain.T[torch.as_tensor(own, device=device)][:, None, :]
                 bg = _ref_centre_(bg)
                 if self.sbr_db is not None:
                     p_s = signal.pow(2).mean(dim=(1, 2), keepdim=True)
@@ -953,7 +1014,10 @@ class SyntheticEEGDataset(_TorchDataset):
             parts = {"source_eeg": source_eeg, "background_eeg": bg}
         noise = None
         if self.snr_db is not None:
-            noise = self._noise(eeg_clean, d, device)
+            coloured = None
+            if rnd is not None:
+                d, coloured = self._randomised_noise(d, rnd, device)
+            noise = self._noise(eeg_clean, d, device, coloured)
             eeg = normalise_eeg(eeg_clean + noise)
         else:
             eeg = normalise_eeg(eeg_clean)
@@ -969,7 +1033,22 @@ class SyntheticEEGDataset(_TorchDataset):
         parts.update({"noise": noise, "signal": eeg_clean,
                       "activity": activity * peak if self.recipe != "seed" else activity})
         parts.update({k: v for k, v in d.items() if k != "white"})
+        if rnd is not None:
+            parts["randomise"] = rnd
         return eeg, target, parts
+
+    def _randomised_noise(self, d, rnd, device):
+        """The draws ``d`` with the noise family of the randomisation, and its coloured noise."""
+        from .randomise import NOISE_FAMILIES
+
+        fam = rnd["noise_family"]
+        d = dict(d)
+        d["realistic_ratio"] = np.where(fam == NOISE_FAMILIES.index("real"), 1.0, 0.0)
+        d["coloured_ratio"] = np.where(fam == NOISE_FAMILIES.index("coloured"), 1.0, 0.0)
+        coloured = None
+        if d["coloured_ratio"].any():
+            coloured = self._rand.coloured_noise(rnd, device)
+        return d, coloured
 
     def _seed_batch(self, d, w_np, member_np, gain, device):
         """The seed's recipe for a batch, without materialising every clip.

@@ -69,6 +69,8 @@ LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}
 #: (:data:`lightbunny.losses.SAMPLE_LOSSES`, averaged over samples)
 ALL_LOSSES = (*LOSSES, *SAMPLE_LOSSES)
 LR_SCHEDULES = ("constant", "cosine")
+#: the recipe of :func:`train`, ``lightbunny train`` and the configs when none is named
+DEFAULT_RECIPE = "lightbunny"
 #: named training recipes: the default value of each option of :func:`train` left as None
 TRAIN_RECIPES = {
     "seed": {"lr": 5e-4, "loss": "mse", "cosine_weight": 0.0, "warmup_epochs": 0.0,
@@ -260,14 +262,17 @@ def lr_at(step: int, *, lr: float, n_steps: int, warmup_steps: int = 0,
 def resolve_recipe(recipe: str | None = None, **options) -> dict:
     """Options of a named recipe (:data:`TRAIN_RECIPES`), with the non-None ``options`` on top.
 
-    ``recipe=None`` is ``'seed'`` (the behaviour of :func:`train` before recipes existed).
+    ``recipe=None`` is :data:`DEFAULT_RECIPE` (``'lightbunny'``, the recipe of the CLI and the
+    configs too); ``'seed'`` is the research code's.
 
     Examples
     --------
     >>> resolve_recipe("lightbunny", lr=3e-4)["lr"], resolve_recipe()["loss"]
-    (0.0003, 'mse')
+    (0.0003, 'balanced_mse')
+    >>> resolve_recipe("seed")["loss"]
+    'mse'
     """
-    name = "seed" if recipe is None else recipe
+    name = DEFAULT_RECIPE if recipe is None else recipe
     check_option("recipe", name, TRAIN_RECIPES)
     unknown = set(options) - set(TRAIN_RECIPES[name])
     if unknown:
@@ -384,8 +389,9 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
     """Train ``model`` with Adam; checkpoint every epoch; stop early; resume exactly.
 
     The optimisation options left as None take the values of ``recipe``
-    (:data:`TRAIN_RECIPES`); without a recipe they are the seed's (constant Adam 5e-4, MSE),
-    so older calls behave as before.
+    (:data:`TRAIN_RECIPES`); without a recipe they are :data:`DEFAULT_RECIPE`'s
+    (``'lightbunny'``), the same default as ``lightbunny train`` and the configs. Pass
+    ``recipe='seed'`` for the research code's (constant Adam 5e-4, MSE).
 
     Parameters
     ----------
@@ -433,7 +439,8 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
     progress : bool
         Show tqdm progress bars with the live training loss.
     recipe : {'seed', 'lightbunny'} or None
-        Named defaults of the options below (and of ``lr``, ``loss``); None is ``'seed'``.
+        Named defaults of the options below (and of ``lr``, ``loss``); None is
+        :data:`DEFAULT_RECIPE` (``'lightbunny'``).
     cosine_weight : float, optional
         Weight of the per-sample cosine loss added to ``loss`` (seed 0, lightbunny 1).
     warmup_epochs : float, optional
@@ -504,11 +511,13 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out_dir / LAST_CHECKPOINT, out_dir / BEST_CHECKPOINT
 
-    meta = _plain({**dataset_meta(train_set), **(meta or {})})
+    mix = getattr(train_set, "config", None)  # the data mix (recipe, noise, randomisation)
+    meta = _plain({**dataset_meta(train_set), **({"dataset": mix()} if callable(mix) else {}),
+                   **(meta or {})})
     run_args = {"seed": int(seed), "batch_size": int(batch_size), "loss": loss, "lr": float(lr),
                 "epochs": int(epochs), "patience": patience, "amp": use_amp,
                 "val_batch_size": int(val_batch_size), "n_train": n_train, "n_val": len(val_set),
-                "device": device.type, "recipe": recipe,
+                "device": device.type, "recipe": DEFAULT_RECIPE if recipe is None else recipe,
                 "cosine_weight": float(opts["cosine_weight"]),
                 "warmup_epochs": float(opts["warmup_epochs"]),
                 "lr_schedule": opts["lr_schedule"], "min_lr_ratio": float(opts["min_lr_ratio"]),
@@ -551,6 +560,8 @@ def train(model: torch.nn.Module, train_set, val_set, *, out_dir, epochs: int, b
 
 
 def _restore(path, model, optimizer, result, state, name, run_args, meta, device):
+    # the data mix ('dataset') is a record for model cards, not a compatibility key
+    meta = {k: v for k, v in meta.items() if k != "dataset"}
     ckpt = load_checkpoint(path, expected_meta=meta, map_location=device)
     if ckpt["model_name"] != name or ckpt["model_config"] != model.get_config():
         raise ValueError(
@@ -932,4 +943,4 @@ def _first_line(err: BaseException) -> str:
 
 __all__ = ["train", "evaluate_loss", "dataset_meta", "load_checkpoint", "load_model", "check_meta",
            "plot_history", "resolve_device", "TrainResult", "NonFiniteLossError", "LOSSES",
-           "ALL_LOSSES", "TRAIN_RECIPES", "LR_SCHEDULES", "lr_at", "resolve_recipe"]
+           "ALL_LOSSES", "DEFAULT_RECIPE", "TRAIN_RECIPES", "LR_SCHEDULES", "lr_at", "resolve_recipe"]

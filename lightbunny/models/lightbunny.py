@@ -113,6 +113,12 @@ class LightBunny(SourceNet):
     dropout : float
         Dropout before LightTS's final IE block. The research code stored ``dropout=0.2`` in its
         config but never applied it in LightBunny, so the default 0.0 reproduces it.
+    gru_hidden : int, optional
+        Hidden size of the GRU. None (default, the published network): ``n_sources``, the GRU
+        outputs the sources directly. A smaller value adds a linear map ``gru_hidden ->
+        n_sources`` after the GRU: at 994 regions, ``gru_hidden=128, d_model=128`` trains about
+        5x faster on a CPU (1.5 M parameters instead of 5.06 M), the GRU's recurrent matrix being
+        most of the cost.
 
     Examples
     --------
@@ -125,13 +131,21 @@ class LightBunny(SourceNet):
     name = "lightbunny"
 
     def __init__(self, n_chans: int = 64, n_times: int = 500, n_sources: int = 994, *,
-                 d_model: int = 256, chunk_size: int = 25, dropout: float = 0.0):
+                 d_model: int = 256, chunk_size: int = 25, dropout: float = 0.0,
+                 gru_hidden: int | None = None):
         super().__init__()
         check_chunk_size(n_times, chunk_size)
         self.n_chans, self.n_times, self.n_sources = int(n_chans), int(n_times), int(n_sources)
         self.d_model, self.chunk_size, self.dropout = int(d_model), int(chunk_size), float(dropout)
         self.channel_mlp = ResidualMLP(self.n_chans, self.d_model, activation="gelu")
-        self.source_gru = nn.GRU(self.d_model, self.n_sources, num_layers=1, batch_first=True)
+        self.gru_hidden = None if gru_hidden is None else int(gru_hidden)
+        if self.gru_hidden is not None and self.gru_hidden < 1:
+            raise ValueError(f"gru_hidden must be a positive integer or None, got {gru_hidden!r}.")
+        hidden = self.n_sources if self.gru_hidden is None else self.gru_hidden
+        self.source_gru = nn.GRU(self.d_model, hidden, num_layers=1, batch_first=True)
+        # published network: the GRU's outputs are the sources; narrower GRU: a linear map up
+        self.source_proj = (None if self.gru_hidden is None
+                            else nn.Linear(self.gru_hidden, self.n_sources))
         self.lightts = LightTSBlock(self.n_times, self.n_sources, self.chunk_size, self.d_model,
                                     self.dropout)
         init_linear_xavier(self)
@@ -139,11 +153,14 @@ class LightBunny(SourceNet):
 
     def get_config(self) -> dict:
         return {"n_chans": self.n_chans, "n_times": self.n_times, "n_sources": self.n_sources,
-                "d_model": self.d_model, "chunk_size": self.chunk_size, "dropout": self.dropout}
+                "d_model": self.d_model, "chunk_size": self.chunk_size, "dropout": self.dropout,
+                **({} if self.gru_hidden is None else {"gru_hidden": self.gru_hidden})}
 
     def forward(self, x: Tensor) -> Tensor:
         """``(batch, n_times, n_chans)`` -> ``(batch, n_times, n_sources)``."""
         self._check_input(x)
         h = self.channel_mlp(x)  # (batch, n_times, d_model)
-        h, _ = self.source_gru(h)  # (batch, n_times, n_sources)
+        h, _ = self.source_gru(h)  # (batch, n_times, gru_hidden or n_sources)
+        if self.source_proj is not None:
+            h = self.source_proj(h)  # (batch, n_times, n_sources)
         return self.lightts(h)
