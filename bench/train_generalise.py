@@ -94,9 +94,18 @@ def sources(atlas, out: Path, fold: int, n_iter: int, seed: int):
         return {k: Sources.load(p) for k, p in paths.items()}, held
     tr = make_sources(atlas, split="train", n_iter=n_iter, n_sources=3, seed=seed)
     tr = exclude_centres(tr, held)
-    va = make_sources(atlas, split="val", n_iter=2, n_sources=3, seed=seed)
-    others = np.setdiff1d(np.arange(atlas.n_regions), held)
-    va = exclude_centres(va, others)  # keep samples whose every centre is in the fold
+    # validation: 3 patches per sample, every centre in the fold (drawn from the fold's own
+    # validation candidates, distinct centres), half distances 40-60 mm
+    one = make_sources(atlas, split="val", n_iter=3, n_sources=1, seed=seed)
+    pool = [one.patch(i, 0)[0] for i in range(one.n_samples) if one.centres[i, 0] in set(held)]
+    rng = np.random.default_rng([seed, 14])
+    samples = []
+    for _ in range(3 * len(held)):
+        picks = rng.choice(len(pool), 3, replace=False)
+        if len({int(pool[k][0]) for k in picks}) == 3:
+            samples.append([pool[k] for k in picks])
+    va = Sources.from_patches(samples, atlas=atlas, split="val",
+                              half_distance=rng.uniform(40.0, 60.0, len(samples)))
     tr.save(paths["train"])
     va.save(paths["val"])
     return {"train": tr, "val": va}, held

@@ -369,6 +369,11 @@ def _train_args(p):
     p.add_argument("--resample", default=None, action=argparse.BooleanOptionalAction,
                    help="new random clips, SNRs and noise for the training samples every epoch "
                         "(default: the recipe's, lightbunny yes, seed no)")
+    p.add_argument("--randomise", default="none", metavar="none|default|JSON",
+                   help="domain randomisation of the training data (lightbunny.randomise): 'none' "
+                        "(default), 'default' (1-3 sources, extents, waveform families, "
+                        "amplitudes, coloured/real noise) or JSON of its options, e.g. "
+                        "'{\"noise\": {\"white\": 0.5, \"coloured\": 0.5}}'")
     p.add_argument("--patience", type=int, default=10,
                    help="epochs without a lower validation loss before stopping (0: never stop)")
     p.add_argument("--seed", type=int, default=0, help="seed of the model, shuffling and data")
@@ -400,6 +405,12 @@ def _train(args):
         model_config = json.loads(args.model_config) if args.model_config else {}
     except json.JSONDecodeError as err:
         raise ValueError(f"--model-config is not valid JSON ({err}): {args.model_config!r}") from None
+    randomise = args.randomise
+    if randomise.lstrip().startswith("{"):
+        try:
+            randomise = json.loads(randomise)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--randomise is not valid JSON ({err}): {randomise!r}") from None
     options = {k: v for k, v in (
         ("lr", args.lr), ("loss", args.loss), ("patience", args.patience), ("amp", args.amp),
         ("deterministic", args.deterministic), ("cosine_weight", args.cosine_weight),
@@ -410,7 +421,8 @@ def _train(args):
     cfg = load_config({"train": {"model": args.model, "model_config": model_config,
                                  "epochs": args.epochs, "batch_size": args.batch_size,
                                  "recipe": args.recipe, "options": options},
-                       "dataset": {"missing_clips": args.missing_clips}})
+                       "dataset": {"missing_clips": args.missing_clips,
+                                   "randomise": randomise}})
     init_distributed_from_env()  # under torchrun: join the process group (DDP training)
     register_job()
     set_threads(args.threads)

@@ -360,6 +360,8 @@ def _coerce(where: str, value, meta: Mapping):
     kind = meta["kind"]
     if kind == "snr_db":
         return _coerce_snr_db(where, value, meta)
+    if kind == "randomise":
+        return _coerce_randomise(where, value)
     if kind.startswith("opt_"):
         if value is None:
             return None
@@ -503,7 +505,7 @@ def _DATASET_SIGNATURE() -> dict:
         "func": SyntheticEEGDataset.__init__,
         # given by the pipeline (data, seed, device), or arrays that a TOML file cannot hold
         "exclude": ("sources", "bank", "leadfield", "atlas_name", "seed", "device",
-                    "realistic_noise"),
+                    "realistic_noise", "leadfields"),
         "specs": {
             "recipe": {"kind": "str", "choices": lambda: _choices("dataset", "RECIPES")},
             "snr_db": {"kind": "snr_db"},
@@ -516,6 +518,7 @@ def _DATASET_SIGNATURE() -> dict:
             "clip_split": {"kind": "opt_str", "choices": lambda: ("train", "val", "test")},
             "missing_clips": {"kind": "str", "choices": lambda: ("neighbour", "raise", "skip")},
             "rng": {"kind": "str", "choices": lambda: _choices("dataset", "RNGS")},
+            "randomise": {"kind": "randomise"},
         },
     }
 
@@ -572,6 +575,21 @@ def _check_model_config(model: str, values, errors: list, build: bool) -> dict:
         except (ValueError, TypeError, RuntimeError) as err:
             errors.append(f"[train] model_config ({model}): {err} (clips have 500 samples)")
     return out
+
+
+def _coerce_randomise(where, value):
+    """``"none"``, ``"default"``, true/false or a table of :class:`~lightbunny.randomise.Randomisation`
+    fields (defaults for the fields left out); returned as plain data (``None`` or a dict)."""
+    from .randomise import resolve_randomisation
+
+    if isinstance(value, str) and value not in ("none", "default"):
+        raise ConfigError(f"{where} must be 'none', 'default', true, false or a table of "
+                          f"randomisation options, got {_show(value)}.")
+    try:
+        spec = resolve_randomisation(dict(value) if isinstance(value, Mapping) else value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return None if spec is None else spec.to_dict()
 
 
 def _coerce_snr_db(where, value, meta):

@@ -231,6 +231,12 @@ def test_negative_d_model_in_train_is_one_message(tmp_path, capsys):
     code, _, err = run_main(capsys, ["train", "--train-sources", "a", "--val-sources", "b",
                                      "--bank", "c", "--out", "d", "--model-config", "{d_model: 1"])
     assert code == 1 and "--model-config is not valid JSON" in err
+    code, _, err = run_main(capsys, ["train", "--train-sources", "a", "--val-sources", "b",
+                                     "--bank", "c", "--out", "d", "--randomise", "{noise: 1"])
+    assert code == 1 and "--randomise is not valid JSON" in err
+    code, _, err = run_main(capsys, ["train", "--train-sources", "a", "--val-sources", "b",
+                                     "--bank", "c", "--out", "d", "--randomise", "often"])
+    assert code == 1 and "randomise must be 'none', 'default'" in err
 
 
 @pytest.mark.slow
@@ -362,11 +368,19 @@ def test_cli_train_calls_the_pipeline_stage(tiny_run, tmp_path, capsys, monkeypa
         "train", "--train-sources", out / "sources_train.h5", "--val-sources",
         out / "sources_val.h5", "--bank", out / "bank.h5", "--leadfield", out / "leadfield.h5",
         "--out", tmp_path / "t", "--epochs", "1", "--batch-size", "16", "--model-config",
-        '{"d_model": 32}', "--patience", "0", "--no-progress", "--threads", "1"])
+        '{"d_model": 32}', "--patience", "0", "--no-progress", "--threads", "1",
+        "--randomise", '{"noise": {"white": 1}, "p_single": 1}'])
     assert code == 0 and "done: 1 epochs" in stdout
     (kw,) = calls
     assert kw["train"].model_config == {"d_model": 32} and kw["train"].options["patience"] == 0
-    assert kw["dataset"] == {"missing_clips": "neighbour"}  # the CLI default
+    assert kw["dataset"]["missing_clips"] == "neighbour"  # the CLI default
+    # the randomisation reaches the dataset and is recorded in the checkpoint, defaults filled in
+    import torch
+
+    ckpt = torch.load(tmp_path / "t" / "best.pt", map_location="cpu", weights_only=True)
+    spec = ckpt["meta"]["dataset"]["randomise"]
+    assert spec == kw["dataset"]["randomise"]
+    assert spec["noise"] == {"white": 1.0} and spec["p_single"] == 1.0 and spec["n_active"] == [1, 3]
 
 
 def test_main_adds_one_log_handler(capsys):

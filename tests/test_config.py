@@ -77,6 +77,10 @@ def toml_text(cfg: dict) -> str:
     ({"evaluate": {"methods": ["sloretta"]}}, r"Did you mean 'sloreta'"),
     ({"trian": {}}, r"Unknown configuration section \[trian\]\. Did you mean 'train'"),
     ({"version": 99}, r"version 99 is not supported"),
+    ({"dataset": {"randomise": "yes"}}, r"\[dataset\] randomise must be 'none', 'default'"),
+    ({"dataset": {"randomise": {"p_singel": 0.5}}}, r"unknown randomisation option\(s\) \['p_singel'\]"),
+    ({"dataset": {"randomise": {"n_active": [0, 2]}}}, r"samples without sources are not supported"),
+    ({"dataset": {"randomise": {"noise": {"pink": 1.0}}}}, r"noise family"),
 ])
 def test_bad_configs_are_refused_at_load(cfg, message):
     with pytest.raises(ConfigError, match=message):
@@ -97,6 +101,23 @@ def test_values_are_converted_only_when_nothing_is_lost():
     assert cfg.version == CONFIG_VERSION
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.train.epochs = 5
+
+
+def test_randomise_table_is_checked_and_kept_as_plain_data():
+    """A [dataset] randomise table becomes the full option set (defaults filled in); 'none' and
+    false switch it off; evaluation datasets leave it out unless [evaluate] dataset sets it."""
+    from lightbunny.pipeline import _evaluation_dataset_kwargs
+    from lightbunny.randomise import Randomisation
+
+    cfg = load_config({"dataset": {"randomise": {"noise": {"white": 1, "coloured": 1}}}})
+    spec = cfg.dataset["randomise"]
+    assert spec["noise"] == {"white": 0.5, "coloured": 0.5}
+    assert Randomisation(**spec) == Randomisation(noise={"white": 0.5, "coloured": 0.5})
+    assert load_config({"dataset": {"randomise": "default"}}).dataset["randomise"] == \
+        Randomisation().to_dict()
+    for off in ("none", False):
+        assert load_config({"dataset": {"randomise": off}}).dataset["randomise"] is None
+    assert "randomise" not in _evaluation_dataset_kwargs(cfg)
 
 
 def test_all_problems_are_reported_at_once():
