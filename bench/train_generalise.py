@@ -74,15 +74,17 @@ def leadfields(atlas, out: Path, data_dir, montage="standard_1020_64"):
 
 
 def spike_bank(atlas, lf, out: Path, data_dir, every: int, duration: float):
-    """A spike bank of every ``every``-th region (the pipeline's simulate stage)."""
-    from lightbunny.pipeline import run_pipeline
+    """A spike bank of every ``every``-th region (resumable: a killed run continues)."""
+    from lightbunny.simulate import simulate_bank
 
-    cfg = {"pipeline": {"atlas": "fsaverage994", "data_dir": str(data_dir), "device": "cpu"},
-           "simulate": {"duration": duration, "batch_size": 64,
-                        "regions": np.arange(0, atlas.n_regions, every).tolist()},
-           "train": {"epochs": 0}, "evaluate": {"enabled": False}, "apply": {"enabled": False}}
-    run_pipeline(cfg, out=out / "bank_run", stages=("leadfield", "simulate"))
-    return out / "bank_run" / "bank.h5"
+    path = out / "bank.h5"
+    t0 = time.perf_counter()
+    bank = simulate_bank(atlas, path, regions=np.arange(0, atlas.n_regions, every).tolist(),
+                         duration=duration, batch_size=64, gain=lf.gain, threads=1,
+                         progress=False)
+    bank.close()
+    print(f"spike bank: {time.perf_counter() - t0:.0f} s", flush=True)
+    return path
 
 
 def sources(atlas, out: Path, fold: int, n_iter: int, seed: int):
@@ -130,6 +132,8 @@ def main():
     p.add_argument("--leadfields-only", action="store_true")
     p.add_argument("--run-name", default="train")
     p.add_argument("--leadfield-dir", help="where the leadfields are (default: --out)")
+    p.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning "
+                                  "ablation: every run continues the same partly trained model)")
     args = p.parse_args()
 
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
@@ -156,6 +160,10 @@ def main():
                         n_sources=train_set.n_regions, d_model=args.d_model,
                         gru_hidden=args.gru_hidden, random_state=args.seed)
     print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu",
+                                         weights_only=True)["model_state"])
+        print(f"initialised from {args.init}", flush=True)
     run = out / (args.run_name + (f"_no_{args.ablate}" if args.ablate else "")
                  + ("_norand" if args.no_randomise else ""))
     meta = {"training": {"script": "bench/train_generalise.py", "args": vars(args),
