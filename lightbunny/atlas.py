@@ -36,7 +36,6 @@ import hashlib
 import io
 import os
 import shutil
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -688,18 +687,43 @@ def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=Non
         dest = root / name
         if dest.is_file() and not overwrite and _sha256(dest) == sha:
             continue
-        url = url_template.format(commit=commit, path=name)
-        logger.info("downloading %s", url)
+        _download(url_template.format(commit=commit, path=name), dest, sha)
+    return root
+
+
+def _download(url: str, dest: Path, sha256: str) -> None:
+    """Download ``url`` to ``dest`` with pooch, checking its sha256; ``dest`` is written
+    atomically, and only when the checksum matches. ``file://`` URLs (a local mirror, which
+    pooch does not read) are copied."""
+    import pooch
+
+    from .utils import atomic_path
+
+    downloader = _copy_file_url if url.startswith("file:") else pooch.HTTPDownloader(timeout=60)
+    logger.info("downloading %s", url)
+    pooch_logger = pooch.get_logger()
+    level = pooch_logger.level
+    pooch_logger.setLevel("WARNING")  # we log the download ourselves
+    try:
         with atomic_path(dest) as tmp:
             try:
-                with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-                    shutil.copyfileobj(r, f)
-            except OSError as err:
+                pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=tmp.name,
+                               path=tmp.parent, downloader=downloader, progressbar=False)
+            except OSError as err:  # requests' errors are OSErrors too
                 raise FileNotFoundError(f"Could not download {url}: {err}") from err
-            got = _sha256(tmp)
-            if got != sha:
-                raise ValueError(f"Checksum mismatch for {url}: sha256 {got}, expected {sha}.")
-    return root
+            except ValueError as err:  # pooch: the download's hash is not the known one
+                raise ValueError(f"Checksum mismatch for {url}: expected sha256 {sha256} "
+                                 f"({err})") from None
+    finally:
+        pooch_logger.setLevel(level)
+
+
+def _copy_file_url(url: str, output_file, pooch_obj=None) -> None:
+    """A pooch downloader for ``file://`` URLs."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    shutil.copyfile(url2pathname(urlparse(url).path), output_file)
 
 
 def load_fsaverage994(data_dir=None) -> Atlas:

@@ -40,7 +40,7 @@ def _classical_runner(name, leadfield):
 
 
 def _sparse_runner(name, leadfield, params):
-    from ..inverse import make_sparse_inverse
+    from ..sparse_inverse import make_sparse_inverse
 
     cache = {}
 
