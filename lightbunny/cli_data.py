@@ -65,7 +65,8 @@ def _leadfield_args(p):
     p.add_argument("--out", default=None, help="write the leadfield to this .h5 file")
 
 
-@command("leadfield", "compute (or load from cache) a region leadfield for a montage")(_leadfield_args)
+@command("leadfield", "compute (or load from cache) a region leadfield for a montage")(
+    _leadfield_args)
 def _leadfield(args):
     from .atlas import load_atlas
     from .leadfield import make_leadfield
@@ -101,7 +102,8 @@ def _fetch_args(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-@command("fetch", "download the fsaverage994 anatomy files (pinned DeepSIF commit, sha256 checked)")(_fetch_args)
+@command("fetch", "download the fsaverage994 anatomy files (pinned DeepSIF commit, sha256 "
+                  "checked)")(_fetch_args)
 def _fetch(args):
     from .atlas import DEEPSIF_URL, fetch_fsaverage994
 

@@ -23,9 +23,12 @@ def _train_args(p):
     p.add_argument("--model", default="lightbunny",
                    help="network: lightbunny (default), deepsif or bunny")
     p.add_argument("--model-config", default=None, metavar="JSON",
-                   help='hyperparameters as JSON, e.g. \'{"d_model": 128}\' (sizes come from the data)')
-    p.add_argument("--train-sources", required=True, help="sources file of the training split (.h5)")
-    p.add_argument("--val-sources", required=True, help="sources file of the validation split (.h5)")
+                   help='hyperparameters as JSON, e.g. \'{"d_model": 128}\' (sizes come from '
+                        'the data)')
+    p.add_argument("--train-sources", required=True,
+                   help="sources file of the training split (.h5)")
+    p.add_argument("--val-sources", required=True,
+                   help="sources file of the validation split (.h5)")
     p.add_argument("--bank", required=True, help="spike bank file (.h5)")
     p.add_argument("--leadfield", default=None,
                    help="leadfield file (.h5) from `lightbunny leadfield --out`; default: computed "
@@ -101,7 +104,8 @@ def _train(args):
     try:
         model_config = json.loads(args.model_config) if args.model_config else {}
     except json.JSONDecodeError as err:
-        raise ValueError(f"--model-config is not valid JSON ({err}): {args.model_config!r}") from None
+        raise ValueError(f"--model-config is not valid JSON ({err}): "
+                         f"{args.model_config!r}") from None
     randomise = args.randomise
     if randomise.lstrip().startswith("{"):
         try:

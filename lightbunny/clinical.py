@@ -629,6 +629,7 @@ def _write_region_report(d: Path, info, res, atlas, coord_note, figures) -> None
     write_json(d / "report.json", report)
     facts = "".join(f"<tr><th>{k}</th><td>{html.escape(str(info[k]))}</td></tr>" for k in rows)
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in info["warnings"]) or "<li>none</li>"
+    maps = _img(d / 'power_map.png', '60%') + _img(d / 'inflated_map.png', '60%')
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8">
 <title>{html.escape(info['recording'])}: {html.escape(info['model'])}</title>{_STYLE}</head><body>
 <h1>{html.escape(info['recording'])} — {html.escape(info['model'])}</h1>
@@ -638,7 +639,7 @@ def _write_region_report(d: Path, info, res, atlas, coord_note, figures) -> None
 {html.escape(coord_note)} Hemisphere is read from the region's vertices, not its name.</p>
 <h2>Most active regions</h2>{_region_rows_html(info['top_regions'])}
 <h2>Active regions (Otsu)</h2>{_region_rows_html(info['active_regions'])}
-<h2>Figures</h2><div class="row">{_img(d / 'power_map.png', '60%')}{_img(d / 'inflated_map.png', '60%')}
+<h2>Figures</h2><div class="row">{maps}
 {_img(d / 'topomap.png', '30%')}</div>{_img(d / 'timecourses.png', '80%')}
 <h2>Warnings</h2><ul>{warn}</ul>
 <p>Channels: {info['channels_matched']} of {info['channels_model']} found; interpolated
@@ -692,4 +693,5 @@ def _write_average(d: Path, mlabel, maps, atlas, regions, n_top, figures) -> dic
 
 
 __all__ = ["POWER_DEFINITION", "ACTIVE_RULE", "filter_sources", "region_power",
-           "normalise_power", "active_regions", "expand_recordings", "bids_recordings", "apply_many"]
+           "normalise_power", "active_regions", "expand_recordings", "bids_recordings",
+           "apply_many"]

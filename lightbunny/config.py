@@ -11,9 +11,9 @@ A configuration is a TOML file (or a dict) with a top-level ``version`` and one 
 * ranges and choices are checked (``epochs >= 1``, ``orientation`` in normal/free_sum, ...);
 * the free-form tables ``[dataset]``, ``[evaluate] dataset``, ``[train] model_config`` and
   ``[train] options`` are checked against the signatures of the functions they are passed to
-  (:class:`lightbunny.dataset.SyntheticEEGDataset`, the model class, :func:`lightbunny.train.train`),
-  and the model is built once on torch's ``meta`` device, so a bad hyperparameter fails here and
-  not after an hour of simulation.
+  (:class:`lightbunny.dataset.SyntheticEEGDataset`, the model class,
+  :func:`lightbunny.train.train`), and the model is built once on torch's ``meta`` device, so
+  a bad hyperparameter fails here and not after an hour of simulation.
 
 The result is a frozen :class:`Config` of frozen section dataclasses.
 
@@ -22,10 +22,10 @@ Examples
 >>> cfg = load_config({"train": {"epochs": 2.0}, "evaluate": {"snrs": 10}})
 >>> cfg.train.epochs, cfg.evaluate.snrs
 (2, (10.0,))
->>> load_config({"train": {"epoch": 3}})
+>>> load_config({"train": {"epoch": 3}})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-lightbunny.config.ConfigError: Unknown option 'epoch' in [train]. Did you mean 'epochs'? Allowed: model, model_config, epochs, batch_size, recipe, options.
+lightbunny.config.ConfigError: Unknown option 'epoch' in [train]. Did you mean 'epochs'? ...
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ import difflib
 import inspect
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 #: Version of the configuration format (the top-level ``version`` key).
 CONFIG_VERSION = 1
@@ -53,7 +54,8 @@ class ConfigError(ValueError):
 def _opt(default, kind: str, **meta):
     """A dataclass field with its validation ``kind`` and limits in the metadata."""
     if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"kind": kind, **meta})
+        return field(default_factory=lambda: type(default)(default),
+                     metadata={"kind": kind, **meta})
     return field(default=default, metadata={"kind": kind, **meta})
 
 
@@ -110,7 +112,8 @@ class TrainConfig:
     model_config: dict = _opt({}, "dict")
     epochs: int = _opt(20, "int", low=1)
     batch_size: int = _opt(32, "int", low=1)
-    recipe: str = _opt("lightbunny", "str", choices=lambda: tuple(_choices("train", "TRAIN_RECIPES")))
+    recipe: str = _opt("lightbunny", "str",
+                       choices=lambda: tuple(_choices("train", "TRAIN_RECIPES")))
     options: dict = _opt({}, "dict")
 
 
@@ -161,7 +164,7 @@ class Config:
         """Plain, JSON-ready dict (tuples become lists)."""
         return _plain(dataclasses.asdict(self))
 
-    def replace(self, section: str, **values) -> "Config":
+    def replace(self, section: str, **values) -> Config:
         """A copy with ``values`` set in ``section``, validated again."""
         d = self.to_dict()
         d[section].update(values)
@@ -582,7 +585,8 @@ def _TRAIN_SIGNATURE() -> dict:
             "val_batch_size": {"kind": "opt_int", "low": 1},
             "cosine_weight": {"kind": "opt_float", "low": 0.0},
             "warmup_epochs": {"kind": "opt_float", "low": 0.0},
-            "lr_schedule": {"kind": "opt_str", "choices": lambda: _choices("train", "LR_SCHEDULES")},
+            "lr_schedule": {"kind": "opt_str",
+                            "choices": lambda: _choices("train", "LR_SCHEDULES")},
             "min_lr_ratio": {"kind": "opt_float", "low": 0.0, "high": 1.0},
             "grad_clip": {"kind": "opt_float", "low": 0.0},
         },
@@ -621,8 +625,9 @@ def _check_model_config(model: str, values, errors: list, build: bool) -> dict:
 
 
 def _coerce_randomise(where, value):
-    """``"none"``, ``"default"``, true/false or a table of :class:`~lightbunny.randomise.Randomisation`
-    fields (defaults for the fields left out); returned as plain data (``None`` or a dict)."""
+    """``"none"``, ``"default"``, true/false or a table of
+    :class:`~lightbunny.randomise.Randomisation` fields (defaults for the fields left out);
+    returned as plain data (``None`` or a dict)."""
     from .randomise import resolve_randomisation
 
     if isinstance(value, str) and value not in ("none", "default"):

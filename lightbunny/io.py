@@ -32,10 +32,22 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .channels import (EEG_STD_RANGE, MISSING_MODES, NON_EEG_NAMES,  # noqa: F401 (re-exported)
-                       REFERENCE_SUFFIXES, UNITS, RealignmentReport, _key, _short, check_units,
-                       clean_channel_name, detect_bad_channels, fill_nan_spans, match_channels,
-                       realign_channels)
+from .channels import (  # noqa: F401 (re-exported)
+    EEG_STD_RANGE,
+    MISSING_MODES,
+    NON_EEG_NAMES,
+    REFERENCE_SUFFIXES,
+    UNITS,
+    RealignmentReport,
+    _key,
+    _short,
+    check_units,
+    clean_channel_name,
+    detect_bad_channels,
+    fill_nan_spans,
+    match_channels,
+    realign_channels,
+)
 from .montage import channel_montage as _positions  # noqa: F401 (the former private name)
 from .utils import check_option, read_only
 

@@ -59,10 +59,22 @@ import numpy as np
 
 from ._logging import logger
 from .atlas import Atlas, _als_to_ras, _read_zip_txt, _tvb_data_path
-from .montage import (DEFAULT_MONTAGE, EXTRA_MONTAGES, OLD_NAMES, PHYSIONET_64,  # noqa: F401
-                      TVB_SENSOR_SHIFT_ALS, _canonical, _fsaverage_trans, _lookup,
-                      _reference_montage, _standard_positions, montage_names,
-                      read_eeglab_locations, resolve_montage, tvb_sensors)
+from .montage import (  # noqa: F401
+    DEFAULT_MONTAGE,
+    EXTRA_MONTAGES,
+    OLD_NAMES,
+    PHYSIONET_64,
+    TVB_SENSOR_SHIFT_ALS,
+    _canonical,
+    _fsaverage_trans,
+    _lookup,
+    _reference_montage,
+    _standard_positions,
+    montage_names,
+    read_eeglab_locations,
+    resolve_montage,
+    tvb_sensors,
+)
 from .utils import atomic_path, check_option, read_only
 
 ORIENTATIONS = ("normal", "free_sum")
@@ -135,7 +147,7 @@ class Leadfield:
         return path
 
     @classmethod
-    def load(cls, path) -> "Leadfield":
+    def load(cls, path) -> Leadfield:
         """Read a file written by :meth:`save`."""
         import h5py
 
@@ -205,7 +217,8 @@ def _ray_mesh(origin: np.ndarray, dirs: np.ndarray, verts: np.ndarray, tris: np.
     """Farthest intersection of rays ``origin + t * dir`` (t > 0) with a mesh (Möller-Trumbore).
 
     Rays without a hit keep NaN."""
-    v0, e1, e2 = verts[tris[:, 0]], verts[tris[:, 1]] - verts[tris[:, 0]], verts[tris[:, 2]] - verts[tris[:, 0]]
+    v0 = verts[tris[:, 0]]
+    e1, e2 = verts[tris[:, 1]] - v0, verts[tris[:, 2]] - v0
     out = np.full((len(dirs), 3), np.nan)
     for i, d in enumerate(dirs):
         p = np.cross(d, e2)
@@ -259,7 +272,8 @@ def place_electrodes(atlas: Atlas, pos: np.ndarray, names, frame: str) -> np.nda
         s, rot, t = _similarity(src, dst)
         pos = (s * (rot @ np.asarray(pos).T)).T + t
     elif atlas.name != "tvb76" and frame == "tvb":
-        raise ValueError(f"The 'tvb65' montage belongs to the tvb76 head, not to atlas {atlas.name!r}.")
+        raise ValueError(f"The 'tvb65' montage belongs to the tvb76 head, not to atlas "
+                         f"{atlas.name!r}.")
     centre, _ = fit_sphere(verts[verts[:, 2] > atlas.vertices[:, 2].min()])
     dirs = pos - centre
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
@@ -275,7 +289,8 @@ def place_electrodes(atlas: Atlas, pos: np.ndarray, names, frame: str) -> np.nda
 
 
 def _default_cache_dir() -> Path:
-    return Path(os.environ.get("LIGHTBUNNY_CACHE") or Path.home() / ".cache" / "lightbunny") / "leadfields"
+    root = os.environ.get("LIGHTBUNNY_CACHE") or Path.home() / ".cache" / "lightbunny"
+    return Path(root) / "leadfields"
 
 
 def _cache_key(atlas: Atlas, names, pos, *settings) -> str:
@@ -494,7 +509,8 @@ def _leadfield_from_forward(atlas, forward, orientation, subjects_dir) -> Leadfi
     info["n_regions_without_dipoles"] = int((~covered).sum())
     return Leadfield(gain=gain, ch_names=tuple(names), atlas_name=atlas.name, montage="forward",
                      head_model="forward", orientation=info["forward_orientation"],
-                     ch_pos=ch_pos * 1000.0, attrs={**info, "lightbunny_leadfield_version": _VERSION})
+                     ch_pos=ch_pos * 1000.0,
+                     attrs={**info, "lightbunny_leadfield_version": _VERSION})
 
 
 def _forward_info(names, ch_pos_mm):
@@ -619,7 +635,8 @@ def _vertex_gain(atlas: Atlas, ch_pos_mm: np.ndarray, names, orientation: str,
                     int(outside.sum()), len(rr))
     vg = _solve(rr, atlas.normals, names, ch_pos_mm, sphere, orientation)
     return vg, {"head_surface": head_name, "sphere_centre_mm": centre.round(3).tolist(),
-                "sphere_radius_mm": round(radius, 3), "n_vertices_pulled_inside": int(outside.sum()),
+                "sphere_radius_mm": round(radius, 3),
+                "n_vertices_pulled_inside": int(outside.sum()),
                 "conductivity_S_per_m": sigmas, "mne_version": mne.__version__}
 
 

@@ -18,6 +18,7 @@ from lightbunny.apply import ClassicalModel, image_recording  # noqa: E402
 from lightbunny.inverse import make_inverse  # noqa: E402
 from lightbunny.io import (  # noqa: E402
     READERS,
+    RealignmentReport,
     check_units,
     clean_channel_name,
     detect_bad_channels,
@@ -25,7 +26,6 @@ from lightbunny.io import (  # noqa: E402
     prepare_recording,
     read_recording,
     realign_channels,
-    RealignmentReport,
 )
 
 MODEL_CHANNELS = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
