@@ -122,3 +122,39 @@ def test_exception_rules():
     assert "c.py::gone: listed as an exception but not found" in problems[2]
     assert _check({"x.py::f": 21}, 20, {}, "complexity") == ["x.py::f: complexity 21 > 20; "
                                                             "split it"]
+
+
+def test_moved_names_keep_their_import_paths():
+    """Modules split for these limits re-export what they held, so old imports keep working."""
+    import lightbunny.atlas as atlas
+    import lightbunny.benchmark as benchmark
+    import lightbunny.channels as channels
+    import lightbunny.cli as cli
+    import lightbunny.cli_common as cli_common
+    import lightbunny.datadir as datadir
+    import lightbunny.inverse as inverse
+    import lightbunny.io as io
+    import lightbunny.leadfield as leadfield
+    import lightbunny.montage as montage
+    import lightbunny.sparse_inverse as sparse_inverse
+    from lightbunny.benchmark import conditions, run, scoring
+
+    for name in ("realign_channels", "RealignmentReport", "clean_channel_name", "check_units",
+                 "detect_bad_channels", "fill_nan_spans", "MISSING_MODES", "UNITS"):
+        assert getattr(io, name) is getattr(channels, name), name
+    assert io._positions is montage.channel_montage
+    for name in ("resolve_montage", "OLD_NAMES", "PHYSIONET_64", "DEFAULT_MONTAGE",
+                 "montage_names", "read_eeglab_locations", "tvb_sensors", "_standard_positions"):
+        assert getattr(leadfield, name) is getattr(montage, name), name
+    for name in ("SPARSE_METHODS", "Champagne", "GammaMAP", "MixedNorm", "make_sparse_inverse",
+                 "noise_variance_from_snr"):
+        assert getattr(inverse, name) is getattr(sparse_inverse, name), name
+    for name in ("fetch_fsaverage994", "check_data_dir", "resolve_data_dir", "DEEPSIF_FILES",
+                 "VENDORED_DIR"):
+        assert getattr(atlas, name) is getattr(datadir, name), name
+    assert benchmark.run_benchmark is run.run_benchmark
+    assert benchmark.make_condition is conditions.make_condition
+    assert benchmark.emd is scoring.emd
+    assert cli.COMMANDS is cli_common.COMMANDS
+    assert list(cli.COMMANDS) == ["atlas", "leadfield", "fetch", "sources", "simulate", "train",
+                                  "apply", "evaluate", "run", "quickstart", "benchmark"]
