@@ -18,6 +18,9 @@ The steps, each a public function:
    per-window scaling of training (:func:`lightbunny.dataset.normalise_eeg`) is applied by the
    inference code (:mod:`lightbunny.apply`), window by window, as in training.
 
+Steps 2 and 3 live in :mod:`lightbunny.channels` (and the 10-05 positions used for
+interpolation in :mod:`lightbunny.montage`); their names are importable from here too.
+
 Every problem with the input is a ``ValueError`` (or ``FileNotFoundError``) whose message says
 what was found and what to do; recoverable problems (a few bad channels, NaN spans, a unit
 mistake, a rate below the model's) are handled, logged as warnings and listed in the report.

@@ -21,7 +21,9 @@ def test_ci_runs_the_readme_test_command():
 def _readme_commands():
     """``(line, argv)`` of every lightbunny command in the README's ```bash blocks.
 
-    ``argv`` is what follows ``lightbunny`` (or ``-m lightbunny.cli``), comments removed."""
+    ``argv`` is what follows ``lightbunny`` (or ``-m lightbunny.cli``), comments removed; a
+    bare ``lightbunny`` counts only as a command's first word (``ruff check lightbunny`` is
+    not a lightbunny command)."""
     import shlex
 
     out = []
@@ -30,7 +32,7 @@ def _readme_commands():
             for part in line.split("&&"):
                 words = shlex.split(part, comments=True)
                 for k, w in enumerate(words):
-                    if w.endswith("bin/lightbunny") or w == "lightbunny" or (
+                    if w.endswith("bin/lightbunny") or (w == "lightbunny" and k == 0) or (
                             w == "lightbunny.cli" and k and words[k - 1] == "-m"):
                         out.append((line.strip(), words[k + 1:]))
                         break
