@@ -30,14 +30,15 @@ def per_channel_corr(a, b, reref):
 def report(label, ours, ref, names):
     for reref in (False, True):
         c = per_channel_corr(ours, ref, reref)
-        worst = np.argsort(c)[:3]
-        print(f"{label:<48} {'avg-ref' if reref else 'raw':<8} n={len(c):<3} median {np.median(c):.3f}"
-              f"  worst {c.min():.3f} ({', '.join(f'{names[i]} {c[i]:.2f}' for i in worst)})")
+        worst = ", ".join(f"{names[i]} {c[i]:.2f}" for i in np.argsort(c)[:3])
+        print(f"{label:<48} {'avg-ref' if reref else 'raw':<8} n={len(c):<3} "
+              f"median {np.median(c):.3f}  worst {c.min():.3f} ({worst})")
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "anatomy" / "deepsif994"))
+    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared"
+                                             / "anatomy" / "deepsif994"))
     args = p.parse_args()
 
     tvb = load_atlas("tvb76")
@@ -50,7 +51,8 @@ def main():
         lf = make_leadfield(tvb, "tvb65", orientation=orientation, use_cache=False)
         dt = time.perf_counter() - t0
         names = [n for n, k in zip(lf.ch_names, ok) if k]
-        report(f"tvb76 vs tvb-data projection ({orientation}, {dt:.1f}s)", lf.gain[ok], ref[ok], names)
+        report(f"tvb76 vs tvb-data projection ({orientation}, {dt:.1f}s)", lf.gain[ok], ref[ok],
+               names)
 
     fs = load_atlas("fsaverage994", data_dir=args.data_dir)
     if not (Path(args.data_dir) / "leadfield_75_20k.mat").is_file():

@@ -89,7 +89,8 @@ def main():
         print(f"{name:<28}{a:>14.3f}{b:>24.3f}{c:>22.3f}{d:>13.3f}")
     res = evaluate(test_sources, bank, lf, atlas, out_dir=out / "evaluation", methods=["sloreta"],
                    checkpoints=[out / "train" / "best.pt"], snrs=[float("inf")], n_samples=n,
-                   seed=1, progress=False, dataset_kwargs={"recipe": "seed", "missing_clips": "skip"})
+                   seed=1, progress=False,
+                   dataset_kwargs={"recipe": "seed", "missing_clips": "skip"})
     print(f"full noiseless evaluation report: {res['report']}")
 
 

@@ -55,7 +55,8 @@ def bench_speed(args, atlas):
 
             torch.cuda.synchronize()
         t = time.perf_counter() - t0
-        rows.append((f"torch {args.device} {args.dtype} batch {bs}", bs, t, t / args.steps / bs * 1e3))
+        rows.append((f"torch {args.device} {args.dtype} batch {bs}", bs, t,
+                     t / args.steps / bs * 1e3))
     print(f"\n{atlas.name}: {atlas.n_nodes} nodes, {args.steps} steps of {cfg.dt} ms, "
           f"torch threads {args.threads or 'auto'}")
     print(f"{'backend':<34}{'regions':>8}{'seconds':>10}{'ms/region-step':>16}{'vs tvb':>10}")

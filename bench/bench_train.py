@@ -9,7 +9,8 @@ batch on the model's device, see ``_dataset_builder``) when it works at these si
 from random tensors made on the device; the output says which.
 
 Run (CPU, a few steps):   python bench/bench_train.py
-On a GPU, the issue's setting:   python bench/bench_train.py --device cuda --batch-size 128 --amp both
+On a GPU, the issue's setting:
+    python bench/bench_train.py --device cuda --batch-size 128 --amp both
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def _dataset_builder(n_clip_regions: int = 8, n_clips: int = 3, n_samples: int =
         from lightbunny.spikes import SpikeBank
     except ImportError as err:
         return None, f"lightbunny.dataset not available ({err})"
-    n_chans, n_times, n_regions = SEED_SIZES["n_chans"], SEED_SIZES["n_times"], SEED_SIZES["n_sources"]
+    n_chans, n_times = SEED_SIZES["n_chans"], SEED_SIZES["n_times"]
+    n_regions = SEED_SIZES["n_sources"]
     try:
         rng = np.random.default_rng(0)
         atlas = make_synthetic_atlas(n_regions=n_regions, n_vertices=4 * n_regions, seed=0)
@@ -132,7 +134,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    dataset, source = (None, "random tensors requested") if args.data == "random" else _dataset_builder()
+    if args.data == "random":
+        dataset, source = None, "random tensors requested"
+    else:
+        dataset, source = _dataset_builder()
     if dataset is None:
         dataset = RandomBatches(10**6, SEED_SIZES["n_times"], SEED_SIZES["n_chans"],
                                 SEED_SIZES["n_sources"])
@@ -141,22 +146,27 @@ def main(argv=None):
     if device.type != "cuda" and any(amps):
         p.error("--amp bf16 needs --device cuda")
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up")
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+    print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} "
+          f"threads; batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up")
     print(f"batches from: {source}")
     if hasattr(os, "getloadavg"):
         print("load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
               + f" on {os.cpu_count()} CPUs (other work on the machine slows the CPU figures)")
     print(f"sizes: {SEED_SIZES}")
-    print(f"{'model':<11} {'params':>10} {'precision':>9} {'samples/s':>10} {'s/step':>8} {'data %':>7}")
+    print(f"{'model':<11} {'params':>10} {'precision':>9} {'samples/s':>10} {'s/step':>8} "
+          f"{'data %':>7}")
     for model_name in args.models.split(","):
         for amp in amps:
             try:
                 r = bench_model(model_name, dataset, batch_size=args.batch_size, steps=args.steps,
                                 warmup=args.warmup, device=device, amp=amp)
             except torch.OutOfMemoryError:
-                print(f"{model_name:<11} {'':>10} {'bf16' if amp else 'fp32':>9} {'out of memory':>10}")
+                precision = "bf16" if amp else "fp32"
+                print(f"{model_name:<11} {'':>10} {precision:>9} {'out of memory':>10}")
                 torch.cuda.empty_cache()
                 continue
             print(f"{model_name:<11} {r['n_params']:>10,} {'bf16' if amp else 'fp32':>9} "

@@ -32,11 +32,7 @@ Tests build a tiny atlas with :func:`make_synthetic_atlas`.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
-import shutil
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +40,20 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
+from .datadir import (  # noqa: F401 (public names of lightbunny.atlas since before)
+    DATA_DIR_ENV,
+    DEEPSIF_FILES,
+    DEEPSIF_URL,
+    FSAVERAGE994_REQUIRED,
+    VENDORED_DIR,
+    _sha256,
+    check_data_dir,
+    fetch_fsaverage994,
+    resolve_data_dir,
+)
 from .utils import check_option, read_only
 
 ATLAS_NAMES = ("tvb76", "fsaverage994")
-DATA_DIR_ENV = "LIGHTBUNNY_DATA"
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,7 +126,8 @@ class Atlas:
         if self.vertex_region.min() < 0 or self.vertex_region.max() >= n_r:
             raise ValueError(f"Atlas {self.name!r}: vertex_region values must lie in 0..{n_r - 1}.")
         if self.region_to_node.min() < 0 or self.region_to_node.max() >= n_n:
-            raise ValueError(f"Atlas {self.name!r}: region_to_node values must lie in 0..{n_n - 1}.")
+            raise ValueError(f"Atlas {self.name!r}: region_to_node values must lie in "
+                             f"0..{n_n - 1}.")
         for attr in ("vertices", "triangles", "normals", "vertex_region", "centres", "adjacency",
                      "distances", "weights", "tract_lengths", "region_to_node"):
             read_only(getattr(self, attr))
@@ -292,7 +299,8 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return np.divide(nn, norm, out=np.zeros_like(nn), where=norm > 0)
 
 
-def region_adjacency(triangles: np.ndarray, vertex_region: np.ndarray, n_regions: int) -> np.ndarray:
+def region_adjacency(triangles: np.ndarray, vertex_region: np.ndarray,
+                     n_regions: int) -> np.ndarray:
     """Regions that share a mesh edge.
 
     Returns
@@ -460,7 +468,8 @@ def _tvb_data_path(*parts) -> Path:
     try:
         import tvb_data
     except ImportError as err:  # pragma: no cover - tvb-data is a hard dependency
-        raise ImportError("The tvb76 atlas needs the 'tvb-data' package: pip install tvb-data") from err
+        raise ImportError("The tvb76 atlas needs the 'tvb-data' package: pip install "
+                          "tvb-data") from err
     return Path(tvb_data.__file__).parent.joinpath(*parts)
 
 
@@ -543,7 +552,8 @@ def load_tvb76() -> Atlas:
     vertices = _als_to_ras(_read_zip_txt(cortex, "vertices.txt"))
     triangles = _read_zip_txt(cortex, "triangles.txt", dtype=np.int64)
     normals = _als_to_ras(_read_zip_txt(cortex, "vertex_normals.txt"))
-    mapping = np.loadtxt(_tvb_data_path("regionMapping", "regionMapping_16k_76.txt"), dtype=np.int64)
+    mapping = np.loadtxt(_tvb_data_path("regionMapping", "regionMapping_16k_76.txt"),
+                         dtype=np.int64)
     if len(mapping) != len(vertices):
         raise ValueError(f"tvb-data regionMapping_16k_76 has {len(mapping)} entries for a "
                          f"{len(vertices)}-vertex cortex")
@@ -560,38 +570,8 @@ def load_tvb76() -> Atlas:
 
 
 # --------------------------------------------------------------------------------------------
-# fsaverage994: the DeepSIF / LightBunny template, from a user data directory
+# fsaverage994: the DeepSIF / LightBunny template (its data folder: lightbunny.datadir)
 # --------------------------------------------------------------------------------------------
-
-#: Files of the public DeepSIF repository (github.com/bfinl/DeepSIF, Clear BSD licence), each at
-#: the commit that last changed it, with the sha256 of the copy the project was developed with.
-DEEPSIF_URL = "https://raw.githubusercontent.com/bfinl/DeepSIF/{commit}/anatomy/{path}"
-DEEPSIF_FILES = {
-    "connectivity_998.zip": ("763fe7af081b74a4f788c727553e7f70db0cf074",
-                             "5491ea0f59cf50061bd45deb417172c77bcccb149f769f2e32021c1ee37058fe"),
-    "fs_cortex_20k_region_mapping.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
-                                         "5d697c7d6b283513f9bd17de439d6b5b3064b42b4db663633b714d74841cf0b9"),
-    "fs_cortex_20k.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
-                          "5727fcb0f4631bed7ea02e1471bf4aefab13695e16c8f55298818b54609408df"),
-    "fs_cortex_20k_inflated.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
-                                   "438e47b0d7779944ed11968bda1cbec7359af666922600df5ba6ba2ab5f0816a"),
-    "leadfield_75_20k.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
-                             "c93f566b46f1de2e6d02d9377221d90a425c8efc57ab07f51132b8905b200e66"),
-    "realistic_noise.mat": ("763fe7af081b74a4f788c727553e7f70db0cf074",
-                            "07465db65ef749b98733fc69ee1e8a727f81dbebb12a199b3de3931125cce785"),
-    "electrode_75.mat": ("f8768a79aac7bb8c90835a8293b55530597908d3",
-                         "5b28357423d5d045102260703b67d2614918f095cfe5283212e00a827a988507"),
-    "fsaverage5/label/lh.nmm_994.annot": ("4bea4ab8587bb1ce6ab1d97b8813c1f4c9c9dba9",
-                                          "90eb4dd90c3ee20f97d5329a64d0e4499099b3fdadbfb030ece7db6139cd570c"),
-    "fsaverage5/label/rh.nmm_994.annot": ("4bea4ab8587bb1ce6ab1d97b8813c1f4c9c9dba9",
-                                          "a24ee1fd9828118b47ff7830f478d8de43c203d569dbc01f287a0e1e66f05a4b"),
-}
-#: The files the atlas itself needs; the others are used by later stages (reference leadfield,
-#: realistic noise) and are fetched along.
-FSAVERAGE994_REQUIRED = ("connectivity_998.zip", "fs_cortex_20k_region_mapping.mat")
-#: Copies of the required files vendored in the package (Clear BSD, see its README), so that
-#: fsaverage994 works offline without a data folder.
-VENDORED_DIR = Path(__file__).parent / "data" / "fsaverage994"
 
 #: Regions of the 994-region mapping whose connectome node is not their own index: nodes 7, 325,
 #: 921 and 949 of connectivity_998 have no fsaverage5 vertex, and the original pipeline copies
@@ -608,100 +588,6 @@ FSAVERAGE994_REMAP = {7: 994, 325: 997, 921: 996, 949: 995}
 FSAVERAGE994_RENAMED = {797: ("lIP_797", "rIP_797"), 958: ("lMT_958", "rMT_958")}
 
 
-def resolve_data_dir(data_dir=None) -> Path:
-    """The fsaverage994 data folder: ``data_dir``, else ``$LIGHTBUNNY_DATA``, else
-    ``~/.lightbunny/fsaverage994``."""
-    if data_dir is None:
-        data_dir = os.environ.get(DATA_DIR_ENV) or Path.home() / ".lightbunny" / "fsaverage994"
-    return Path(data_dir).expanduser()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_data_dir(data_dir=None, files=FSAVERAGE994_REQUIRED, verify: bool = False) -> Path:
-    """Check that ``data_dir`` holds ``files`` (and, with ``verify``, their sha256).
-
-    Raises
-    ------
-    FileNotFoundError
-        Naming the missing files and how to fetch them.
-    ValueError
-        On a checksum mismatch.
-    """
-    root = resolve_data_dir(data_dir)
-    missing = [f for f in files if not (root / f).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"The fsaverage994 data folder {root} lacks {', '.join(missing)}. Point --data-dir "
-            f"(or ${DATA_DIR_ENV}) at a folder holding the DeepSIF anatomy files, or download "
-            f"them with `lightbunny fetch --data-dir {root}` (python: "
-            "lightbunny.atlas.fetch_fsaverage994).")
-    if verify:
-        for f in files:
-            got, want = _sha256(root / f), DEEPSIF_FILES[f][1]
-            if got != want:
-                raise ValueError(f"Checksum mismatch for {root / f}: sha256 {got}, expected {want}. "
-                                 "Delete the file and fetch it again.")
-    return root
-
-
-def fetch_fsaverage994(data_dir=None, url_template: str = DEEPSIF_URL, files=None,
-                       overwrite: bool = False, progress: bool = True) -> Path:
-    """Download the fsaverage994 anatomy files from the DeepSIF repository and check sha256.
-
-    Parameters
-    ----------
-    data_dir : path, optional
-        Destination (see :func:`resolve_data_dir`).
-    url_template : str
-        Format string with ``{commit}`` and ``{path}`` fields; defaults to the pinned DeepSIF
-        commits on GitHub. A ``file://`` template fetches from a local copy.
-    files : sequence of str, optional
-        Subset of :data:`DEEPSIF_FILES` (default: all).
-    overwrite : bool
-        Download again files that are already present with the right checksum.
-    progress : bool
-        Show a progress bar over the files.
-
-    Returns
-    -------
-    data_dir : Path
-
-    Files are written atomically; a file whose checksum does not match is not kept.
-    """
-    from tqdm.auto import tqdm
-
-    from .utils import atomic_path
-
-    root = resolve_data_dir(data_dir)
-    names = list(DEEPSIF_FILES) if files is None else list(files)
-    for name in names:
-        check_option("file", name, DEEPSIF_FILES)
-    for name in tqdm(names, desc="fetch fsaverage994", unit="file", disable=not progress):
-        commit, sha = DEEPSIF_FILES[name]
-        dest = root / name
-        if dest.is_file() and not overwrite and _sha256(dest) == sha:
-            continue
-        url = url_template.format(commit=commit, path=name)
-        logger.info("downloading %s", url)
-        with atomic_path(dest) as tmp:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-                    shutil.copyfileobj(r, f)
-            except OSError as err:
-                raise FileNotFoundError(f"Could not download {url}: {err}") from err
-            got = _sha256(tmp)
-            if got != sha:
-                raise ValueError(f"Checksum mismatch for {url}: sha256 {got}, expected {sha}.")
-    return root
-
-
 def load_fsaverage994(data_dir=None) -> Atlas:
     """The 994-region fsaverage5 template of the published DeepSIF / LightBunny models.
 
@@ -709,8 +595,9 @@ def load_fsaverage994(data_dir=None) -> Atlas:
     ``fs_cortex_20k.mat``: left hemisphere first, 10242 vertices each); the region mapping from
     ``fs_cortex_20k_region_mapping.mat`` and the connectome from ``connectivity_998.zip`` in the
     data folder, or, where the folder lacks them, from the copies vendored in the package
-    (:data:`VENDORED_DIR`, identical files checked by sha256). Regions are 0..993; :data:`FSAVERAGE994_REMAP` gives the four regions whose
-    simulation node is not their own index. The seed's neighbour lists (``nbs``) are kept as
+    (:data:`VENDORED_DIR`, identical files checked by sha256). Regions are 0..993;
+    :data:`FSAVERAGE994_REMAP` gives the four regions whose simulation node is not their own
+    index. The seed's neighbour lists (``nbs``) are kept as
     ``metadata['seed_adjacency']``; they differ from the mesh-edge ``adjacency`` in about 1,200
     of 5,954 pairs.
     """
@@ -730,8 +617,8 @@ def load_fsaverage994(data_dir=None) -> Atlas:
     rm = sio.loadmat(root / "fs_cortex_20k_region_mapping.mat")
     mapping = rm["rm"].ravel().astype(np.int64)
     if len(mapping) != len(vertices):
-        raise ValueError(f"{root / 'fs_cortex_20k_region_mapping.mat'} maps {len(mapping)} vertices;"
-                         f" the fsaverage5 cortex has {len(vertices)}")
+        raise ValueError(f"{root / 'fs_cortex_20k_region_mapping.mat'} maps {len(mapping)} "
+                         f"vertices; the fsaverage5 cortex has {len(vertices)}")
     n_regions = int(mapping.max()) + 1
     seed_adj = np.zeros((n_regions, n_regions), dtype=bool)
     for k, nb in enumerate(rm["nbs"].ravel()):

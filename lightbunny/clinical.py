@@ -279,7 +279,6 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
         ``failed`` (recordings that could not be read or imaged, with the error; with several
         recordings they are skipped and listed, a single recording raises).
     """
-    from .apply import image_recording, load_source_model
     from .regions import coordinate_note, region_table
 
     checkpoints, methods = list(checkpoints or ()), list(methods or ())
@@ -295,42 +294,37 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
 
     # -- atlas, leadfield and models: once
     atlas_obj = _resolve_atlas(atlas, checkpoints, leadfield, data_dir)
-    lf = None
-    if leadfield is not None:
-        from .external import load_leadfield_file
-        from .leadfield import Leadfield
-
-        lf = leadfield if isinstance(leadfield, Leadfield) else load_leadfield_file(
-            leadfield, atlas_obj, ch_names=None if montage is not None else ch_names,
-            montage=montage, data_dir=data_dir, variable=None)
-    models = []
-    for m in methods:
-        models.append(load_source_model(method=m, atlas=atlas_obj, montage=montage, leadfield=lf,
-                                        snr=snr, data_dir=data_dir))
-    for c in checkpoints:
-        models.append(load_source_model(c, atlas=atlas_obj, montage=montage if lf is None else None,
-                                        leadfield=lf, overlap=overlap, short=short,
-                                        device=device, data_dir=data_dir))
+    lf = _load_leadfield(leadfield, atlas_obj, montage, ch_names, data_dir)
+    models = _load_models(methods, checkpoints, atlas_obj, montage, lf, snr=snr, overlap=overlap,
+                          short=short, device=device, data_dir=data_dir)
     labels = _model_labels(models)
     regions = region_table(atlas_obj)
     inflated = inflated_atlas(atlas_obj) if figures else None
+    note = coordinate_note(atlas_obj)
 
-    # -- recordings
-    items = []
-    # a recording that cannot be read or imaged is reported and skipped when there are several
+    # -- recordings; one that cannot be read or imaged is reported and skipped when there are
+    # several
     failed = []
-    for rec in recs:
-        try:
-            items.extend(_recording_items(rec, sfreq=sfreq, ch_names=ch_names,
-                                          montage=montage if ch_names is None else None,
-                                          data_dir=data_dir, variable=variable))
-        except (ValueError, FileNotFoundError, OSError) as err:
-            if len(recs) == 1:
-                raise
-            label = rec.name if isinstance(rec, Path) else type(rec).__name__
-            logger.error("%s skipped: %s", label, err)
-            failed.append({"recording": label, "model": "", "error": str(err)})
+    items = _read_items(recs, failed, sfreq=sfreq, ch_names=ch_names,
+                        montage=montage if ch_names is None else None, data_dir=data_dir,
+                        variable=variable)
     single = len(items) == 1 and len(models) == 1 and len(recs) == 1
+    ctx = {"atlas": atlas_obj, "regions": regions, "inflated": inflated, "note": note,
+           "band": {"source_band": source_band, "envelope": envelope},
+           "saving": {"figures": figures, "max_stc_times": max_stc_times, "n_top": n_top},
+           "prepare": prepare_kwargs}
+    rows, results, norm_maps = _image_items(items, models, labels, out, single, ctx, failed)
+    summary = _write_summary(out, rows, note, failed)
+    average = _write_averages(out, norm_maps, atlas_obj, regions, n_top, figures) \
+        if average_segments else {}
+    return {"rows": rows, **summary, "average": average, "results": results, "models": labels,
+            "failed": failed}
+
+
+def _image_items(items, models, labels, out: Path, single: bool, ctx: dict, failed: list):
+    """Every (recording, model) pair imaged and written: summary rows, results and each
+    model's normalised power maps. Outside a single pair, a failure is logged, listed in
+    ``failed`` and skipped."""
     rows, results, norm_maps = [], {}, {lab: [] for lab in labels}
     for rec_label, rec in items:
         rec_dir = out if single else out / _safe(rec_label)
@@ -339,48 +333,111 @@ def apply_many(recordings, out_dir, *, checkpoints=(), methods=(), atlas=None, m
             d = rec_dir if (single or len(models) == 1) else rec_dir / _safe(mlabel)
             logger.info("imaging %s with %s", rec_label, mlabel)
             try:
-                res = image_recording(rec, model, **prepare_kwargs)
+                res, info = _image_and_report(rec, model, mlabel, rec_label, d, ctx)
             except (ValueError, FileNotFoundError, OSError) as err:
                 if single:
                     raise
                 logger.error("%s with %s skipped: %s", rec_label, mlabel, err)
                 failed.append({"recording": rec_label, "model": mlabel, "error": str(err)})
                 continue
-            notes = []
-            if source_band is not None:
-                filtered, notes = filter_sources(res.source, res.sfreq, source_band,
-                                                 envelope=envelope)
-                what = f"band-passed {source_band[0]}-{source_band[1]} Hz" + (
-                    ", amplitude envelope" if envelope else "")
-                res = dataclasses.replace(res, source=read_only(filtered),
-                                          units=f"{res.units}, {what}")
-                res.prepared.report.steps.append(f"source time courses {what}")
-                res.prepared.report.warnings.extend(notes)
-            res.save(d, atlas_obj, figures=figures, max_stc_times=max_stc_times, n_top=n_top)
-            if figures and inflated is not None:
-                _plot_inflated(inflated, res, mlabel, d / "inflated_map.png")
-            info = _describe_result(res, regions, n_top)
-            info.update(recording=rec_label, model=mlabel, dir=str(d), notes=notes,
-                        source_band=list(source_band) if source_band else None,
-                        envelope=bool(envelope))
-            _write_region_report(d, info, res, atlas_obj, coordinate_note(atlas_obj), figures)
             norm_maps[mlabel].append(info.pop("_norm_power"))
             rows.append(_summary_row(info))
             per_rec[mlabel] = info
             results[(rec_label, mlabel)] = res
         if len(per_rec) > 1:
             _write_compare(rec_dir, rec_label, per_rec)
-    summary = _write_summary(out, rows, coordinate_note(atlas_obj), failed)
+    return rows, results, norm_maps
+
+
+def _load_leadfield(leadfield, atlas_obj, montage, ch_names, data_dir):
+    """``leadfield`` as a :class:`~lightbunny.leadfield.Leadfield` (None stays None)."""
+    if leadfield is None:
+        return None
+    from .external import load_leadfield_file
+    from .leadfield import Leadfield
+
+    if isinstance(leadfield, Leadfield):
+        return leadfield
+    return load_leadfield_file(leadfield, atlas_obj,
+                               ch_names=None if montage is not None else ch_names,
+                               montage=montage, data_dir=data_dir, variable=None)
+
+
+def _load_models(methods, checkpoints, atlas_obj, montage, lf, *, snr, overlap, short, device,
+                 data_dir) -> list:
+    """The classical methods, then the networks, each loaded once."""
+    from .apply import load_source_model
+
+    models = []
+    for m in methods:
+        models.append(load_source_model(method=m, atlas=atlas_obj, montage=montage, leadfield=lf,
+                                        snr=snr, data_dir=data_dir))
+    for c in checkpoints:
+        models.append(load_source_model(c, atlas=atlas_obj, montage=montage if lf is None else None,
+                                        leadfield=lf, overlap=overlap, short=short,
+                                        device=device, data_dir=data_dir))
+    return models
+
+
+def _read_items(recs, failed: list, **kwargs) -> list:
+    """(label, recording) pairs of every recording; with several recordings, one that cannot be
+    read is logged, listed in ``failed`` and skipped."""
+    items = []
+    for rec in recs:
+        try:
+            items.extend(_recording_items(rec, **kwargs))
+        except (ValueError, FileNotFoundError, OSError) as err:
+            if len(recs) == 1:
+                raise
+            label = rec.name if isinstance(rec, Path) else type(rec).__name__
+            logger.error("%s skipped: %s", label, err)
+            failed.append({"recording": label, "model": "", "error": str(err)})
+    return items
+
+
+def _band_sources(res, source_band, envelope: bool):
+    """``res`` with its source time courses band-passed (and enveloped), and the notes."""
+    if source_band is None:
+        return res, []
+    filtered, notes = filter_sources(res.source, res.sfreq, source_band, envelope=envelope)
+    what = f"band-passed {source_band[0]}-{source_band[1]} Hz" + (
+        ", amplitude envelope" if envelope else "")
+    res = dataclasses.replace(res, source=read_only(filtered), units=f"{res.units}, {what}")
+    res.prepared.report.steps.append(f"source time courses {what}")
+    res.prepared.report.warnings.extend(notes)
+    return res, notes
+
+
+def _image_and_report(rec, model, mlabel, rec_label, d, ctx: dict):
+    """Image one recording with one model and write its outputs into ``d``; the result and
+    its description (a summary row's source). ``ctx``: what every pair shares."""
+    from .apply import image_recording
+
+    res = image_recording(rec, model, **ctx["prepare"])
+    source_band, envelope = ctx["band"]["source_band"], ctx["band"]["envelope"]
+    res, notes = _band_sources(res, source_band, envelope)
+    figures = ctx["saving"]["figures"]
+    res.save(d, ctx["atlas"], **ctx["saving"])
+    if figures and ctx["inflated"] is not None:
+        _plot_inflated(ctx["inflated"], res, mlabel, d / "inflated_map.png")
+    info = _describe_result(res, ctx["regions"], ctx["saving"]["n_top"])
+    info.update(recording=rec_label, model=mlabel, dir=str(d), notes=notes,
+                source_band=list(source_band) if source_band else None,
+                envelope=bool(envelope))
+    _write_region_report(d, info, res, ctx["atlas"], ctx["note"], figures)
+    return res, info
+
+
+def _write_averages(out: Path, norm_maps: dict, atlas_obj, regions, n_top, figures) -> dict:
+    """The average normalised power map of each model over the segments (``average/``)."""
     average = {}
-    if average_segments:
-        for mlabel, maps in norm_maps.items():
-            if not maps:
-                continue
-            average[mlabel] = _write_average(out / "average" / _safe(mlabel), mlabel, maps,
-                                             atlas_obj, regions, n_top, figures)
-        write_json(out / "average" / "average.json", average)
-    return {"rows": rows, **summary, "average": average, "results": results, "models": labels,
-            "failed": failed}
+    for mlabel, maps in norm_maps.items():
+        if not maps:
+            continue
+        average[mlabel] = _write_average(out / "average" / _safe(mlabel), mlabel, maps,
+                                         atlas_obj, regions, n_top, figures)
+    write_json(out / "average" / "average.json", average)
+    return average
 
 
 def inflated_atlas(atlas):
@@ -572,6 +629,7 @@ def _write_region_report(d: Path, info, res, atlas, coord_note, figures) -> None
     write_json(d / "report.json", report)
     facts = "".join(f"<tr><th>{k}</th><td>{html.escape(str(info[k]))}</td></tr>" for k in rows)
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in info["warnings"]) or "<li>none</li>"
+    maps = _img(d / 'power_map.png', '60%') + _img(d / 'inflated_map.png', '60%')
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8">
 <title>{html.escape(info['recording'])}: {html.escape(info['model'])}</title>{_STYLE}</head><body>
 <h1>{html.escape(info['recording'])} — {html.escape(info['model'])}</h1>
@@ -581,7 +639,7 @@ def _write_region_report(d: Path, info, res, atlas, coord_note, figures) -> None
 {html.escape(coord_note)} Hemisphere is read from the region's vertices, not its name.</p>
 <h2>Most active regions</h2>{_region_rows_html(info['top_regions'])}
 <h2>Active regions (Otsu)</h2>{_region_rows_html(info['active_regions'])}
-<h2>Figures</h2><div class="row">{_img(d / 'power_map.png', '60%')}{_img(d / 'inflated_map.png', '60%')}
+<h2>Figures</h2><div class="row">{maps}
 {_img(d / 'topomap.png', '30%')}</div>{_img(d / 'timecourses.png', '80%')}
 <h2>Warnings</h2><ul>{warn}</ul>
 <p>Channels: {info['channels_matched']} of {info['channels_model']} found; interpolated
@@ -635,4 +693,5 @@ def _write_average(d: Path, mlabel, maps, atlas, regions, n_top, figures) -> dic
 
 
 __all__ = ["POWER_DEFINITION", "ACTIVE_RULE", "filter_sources", "region_power",
-           "normalise_power", "active_regions", "expand_recordings", "bids_recordings", "apply_many"]
+           "normalise_power", "active_regions", "expand_recordings", "bids_recordings",
+           "apply_many"]

@@ -11,9 +11,9 @@ A configuration is a TOML file (or a dict) with a top-level ``version`` and one 
 * ranges and choices are checked (``epochs >= 1``, ``orientation`` in normal/free_sum, ...);
 * the free-form tables ``[dataset]``, ``[evaluate] dataset``, ``[train] model_config`` and
   ``[train] options`` are checked against the signatures of the functions they are passed to
-  (:class:`lightbunny.dataset.SyntheticEEGDataset`, the model class, :func:`lightbunny.train.train`),
-  and the model is built once on torch's ``meta`` device, so a bad hyperparameter fails here and
-  not after an hour of simulation.
+  (:class:`lightbunny.dataset.SyntheticEEGDataset`, the model class,
+  :func:`lightbunny.train.train`), and the model is built once on torch's ``meta`` device, so
+  a bad hyperparameter fails here and not after an hour of simulation.
 
 The result is a frozen :class:`Config` of frozen section dataclasses.
 
@@ -22,10 +22,10 @@ Examples
 >>> cfg = load_config({"train": {"epochs": 2.0}, "evaluate": {"snrs": 10}})
 >>> cfg.train.epochs, cfg.evaluate.snrs
 (2, (10.0,))
->>> load_config({"train": {"epoch": 3}})
+>>> load_config({"train": {"epoch": 3}})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-lightbunny.config.ConfigError: Unknown option 'epoch' in [train]. Did you mean 'epochs'? Allowed: model, model_config, epochs, batch_size, recipe, options.
+lightbunny.config.ConfigError: Unknown option 'epoch' in [train]. Did you mean 'epochs'? ...
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ import difflib
 import inspect
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 #: Version of the configuration format (the top-level ``version`` key).
 CONFIG_VERSION = 1
@@ -53,7 +54,8 @@ class ConfigError(ValueError):
 def _opt(default, kind: str, **meta):
     """A dataclass field with its validation ``kind`` and limits in the metadata."""
     if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"kind": kind, **meta})
+        return field(default_factory=lambda: type(default)(default),
+                     metadata={"kind": kind, **meta})
     return field(default=default, metadata={"kind": kind, **meta})
 
 
@@ -110,7 +112,8 @@ class TrainConfig:
     model_config: dict = _opt({}, "dict")
     epochs: int = _opt(20, "int", low=1)
     batch_size: int = _opt(32, "int", low=1)
-    recipe: str = _opt("lightbunny", "str", choices=lambda: tuple(_choices("train", "TRAIN_RECIPES")))
+    recipe: str = _opt("lightbunny", "str",
+                       choices=lambda: tuple(_choices("train", "TRAIN_RECIPES")))
     options: dict = _opt({}, "dict")
 
 
@@ -161,7 +164,7 @@ class Config:
         """Plain, JSON-ready dict (tuples become lists)."""
         return _plain(dataclasses.asdict(self))
 
-    def replace(self, section: str, **values) -> "Config":
+    def replace(self, section: str, **values) -> Config:
         """A copy with ``values`` set in ``section``, validated again."""
         d = self.to_dict()
         d[section].update(values)
@@ -235,6 +238,29 @@ def load_config(config=None, *, check_model: bool = True) -> Config:
     """
     if isinstance(config, Config):
         return config
+    config = _as_mapping(config)
+    errors: list[str] = []
+    version = _check_version(config.get("version", CONFIG_VERSION), errors)
+    sections = _known_sections(config, errors)
+    built: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        values = sections.get(name, {})
+        if cls is None:
+            built[name] = _check_kwargs(f"[{name}]", values, **_DATASET_SIGNATURE(), errors=errors)
+        else:
+            built[name] = _section_kwargs(name, cls, values, errors)
+    _check_free_tables(built, errors, check_model)
+    if errors:
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        raise ConfigError(f"{len(errors)} problems in the configuration:\n  - "
+                          + "\n  - ".join(errors))
+    return Config(version=version, dataset=built.pop("dataset"),
+                  **{k: SECTIONS[k](**v) for k, v in built.items()})
+
+
+def _as_mapping(config) -> Mapping:
+    """The table of sections of ``config``: a shipped name or TOML path is read, None is {}."""
     if isinstance(config, (str, Path)) and str(config) in CONFIGS:
         config = config_path(str(config))
     if isinstance(config, (str, Path)):
@@ -243,13 +269,22 @@ def load_config(config=None, *, check_model: bool = True) -> Config:
         config = {}
     if not isinstance(config, Mapping):
         raise ConfigError(f"A configuration must be a table of sections, got {_show(config)}.")
-    errors: list[str] = []
-    version = config.get("version", CONFIG_VERSION)
+    return config
+
+
+def _check_version(version, errors: list) -> int:
+    """The configuration's ``version`` as an int (problems appended to ``errors``)."""
     if isinstance(version, bool) or not isinstance(version, int):
         errors.append(f"version must be an integer, got {_show(version)}.")
-    elif version > CONFIG_VERSION or version < 1:
+        return CONFIG_VERSION
+    if version > CONFIG_VERSION or version < 1:
         errors.append(f"version {version} is not supported: this lightbunny reads configuration "
                       f"version {CONFIG_VERSION}.")
+    return int(version)
+
+
+def _known_sections(config: Mapping, errors: list) -> dict:
+    """Section name -> its table, for the known sections that are tables."""
     sections: dict[str, Any] = {}
     for name, values in config.items():
         if name == "version":
@@ -257,30 +292,31 @@ def load_config(config=None, *, check_model: bool = True) -> Config:
         if name not in SECTIONS:
             errors.append(_unknown(f"configuration section [{name}]", name,
                                    ["version", *SECTIONS]))
-            continue
-        if not isinstance(values, Mapping):
+        elif not isinstance(values, Mapping):
             errors.append(f"[{name}] must be a table of options, got {_show(values)}.")
+        else:
+            sections[name] = values
+    return sections
+
+
+def _section_kwargs(name: str, cls, values: Mapping, errors: list) -> dict:
+    """``values`` of section ``name`` checked against the fields of its dataclass ``cls``."""
+    kwargs = {}
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key, value in values.items():
+        if key not in known:
+            errors.append(_unknown(f"option {key!r} in [{name}]", key, known))
             continue
-        sections[name] = values
-    built: dict[str, Any] = {}
-    for name, cls in SECTIONS.items():
-        values = sections.get(name, {})
-        if cls is None:
-            built[name] = _check_kwargs(f"[{name}]", values, **_DATASET_SIGNATURE(), errors=errors)
-            continue
-        kwargs = {}
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key, value in values.items():
-            if key not in known:
-                errors.append(_unknown(f"option {key!r} in [{name}]", key, known))
-                continue
-            meta = cls.__dataclass_fields__[key].metadata
-            try:
-                kwargs[key] = _coerce(f"[{name}] {key}", value, meta)
-            except ConfigError as err:
-                errors.append(str(err))
-        built[name] = kwargs
-    # the free-form tables, against the real signatures
+        meta = cls.__dataclass_fields__[key].metadata
+        try:
+            kwargs[key] = _coerce(f"[{name}] {key}", value, meta)
+        except ConfigError as err:
+            errors.append(str(err))
+    return kwargs
+
+
+def _check_free_tables(built: dict, errors: list, check_model: bool) -> None:
+    """The free-form tables checked in place against the real signatures."""
     tr = built["train"]
     model = tr.get("model", TrainConfig.model)
     if "model_config" in tr:
@@ -292,14 +328,6 @@ def load_config(config=None, *, check_model: bool = True) -> Config:
         built["evaluate"]["dataset"] = _check_kwargs("[evaluate] dataset",
                                                      built["evaluate"]["dataset"],
                                                      **_DATASET_SIGNATURE(), errors=errors)
-    if errors:
-        if len(errors) == 1:
-            raise ConfigError(errors[0])
-        raise ConfigError(f"{len(errors)} problems in the configuration:\n  - "
-                          + "\n  - ".join(errors))
-    return Config(version=CONFIG_VERSION if isinstance(version, bool) else int(version),
-                  dataset=built.pop("dataset"),
-                  **{k: SECTIONS[k](**v) for k, v in built.items()})
 
 
 # ----------------------------------------------------------------------------------- checks
@@ -356,99 +384,117 @@ def _choice(where: str, value, meta: Mapping):
 
 
 def _coerce(where: str, value, meta: Mapping):
-    """Check ``value`` against the field ``meta`` (kind, limits, choices); return it converted."""
+    """Check ``value`` against the field ``meta`` (kind, limits, choices); return it converted.
+
+    A kind ``opt_<kind>`` also takes None; the others are checked by :data:`_KINDS`.
+    """
     kind = meta["kind"]
-    if kind == "snr_db":
-        return _coerce_snr_db(where, value, meta)
-    if kind == "randomise":
-        return _coerce_randomise(where, value)
     if kind.startswith("opt_"):
         if value is None:
             return None
         return _coerce(where, value, {**meta, "kind": kind[4:]})
-    if kind == "int":
-        return _number(where, value, integer=True, meta=meta)
-    if kind == "float":
-        return _number(where, value, integer=False, meta=meta)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {_show(value)}.")
-        return value
-    if kind == "str":
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{where} must be a non-empty string, got {_show(value)}.")
-        return _choice(where, value, meta)
-    if kind == "strs":
-        if isinstance(value, str):
-            value = [value]  # one name is a list of one name, never a list of its letters
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"{where} must be a list of names, got {_show(value)}.")
-        return tuple(_choice(where, v.lower() if meta.get("choices") else v, meta) for v in value)
-    if kind == "floats":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a number or a list of numbers, got {_show(value)}.")
-        if meta.get("nonempty") and not value:
-            raise ConfigError(f"{where} must list at least one value.")
-        return tuple(_number(f"{where}[{i}]", v, integer=False, meta=meta)
-                     for i, v in enumerate(value))
-    if kind == "dict":
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where} must be a table of options, got {_show(value)}.")
-        return dict(value)
-    if kind == "device":
-        from .utils import check_device
+    if kind not in _KINDS:  # pragma: no cover
+        raise AssertionError(f"unknown field kind {kind!r}")
+    return _KINDS[kind](where, value, meta)
 
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a device name, got {_show(value)}.")
-        try:
-            return check_device(value)
+
+def _coerce_bool(where, value, meta):
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {_show(value)}.")
+    return value
+
+
+def _coerce_str(where, value, meta):
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} must be a non-empty string, got {_show(value)}.")
+    return _choice(where, value, meta)
+
+
+def _coerce_strs(where, value, meta):
+    if isinstance(value, str):
+        value = [value]  # one name is a list of one name, never a list of its letters
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where} must be a list of names, got {_show(value)}.")
+    return tuple(_choice(where, v.lower() if meta.get("choices") else v, meta) for v in value)
+
+
+def _coerce_floats(where, value, meta):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where} must be a number or a list of numbers, got {_show(value)}.")
+    if meta.get("nonempty") and not value:
+        raise ConfigError(f"{where} must list at least one value.")
+    return tuple(_number(f"{where}[{i}]", v, integer=False, meta=meta)
+                 for i, v in enumerate(value))
+
+
+def _coerce_dict(where, value, meta):
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table of options, got {_show(value)}.")
+    return dict(value)
+
+
+def _coerce_device(where, value, meta):
+    from .utils import check_device
+
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a device name, got {_show(value)}.")
+    try:
+        return check_device(value)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _coerce_montage(where, value, meta):
+    if isinstance(value, str) and value:
+        return value
+    if (isinstance(value, (list, tuple)) and value
+            and all(isinstance(v, str) and v for v in value)):
+        return tuple(value)
+    raise ConfigError(f"{where} must be a montage name or a list of channel names, "
+                      f"got {_show(value)}.")
+
+
+def _coerce_half_distance(where, value, meta):
+    positive = {"low": 0.0, "low_open": True}
+    if not isinstance(value, (list, tuple)):
+        return _number(where, value, integer=False, meta=positive)
+    if len(value) not in (1, 2):
+        raise ConfigError(f"{where} must be a distance in mm or a [low, high] range, "
+                          f"got {_show(value)}.")
+    lo_hi = tuple(_number(f"{where}[{i}]", v, integer=False, meta=positive)
+                  for i, v in enumerate(value))
+    if len(lo_hi) == 2 and lo_hi[0] > lo_hi[1]:
+        raise ConfigError(f"{where}: low {lo_hi[0]} exceeds high {lo_hi[1]}.")
+    return lo_hi if len(lo_hi) == 2 else lo_hi[0]
+
+
+def _coerce_regions(where, value, meta):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        from .simulate.bank import parse_regions
+
+        try:  # syntax only: the range is checked against the atlas when it is loaded
+            parse_regions(value, 10**9)
         except ValueError as err:
             raise ConfigError(f"{where}: {err}") from None
-    if kind == "montage":
-        if isinstance(value, str) and value:
-            return value
-        if (isinstance(value, (list, tuple)) and value
-                and all(isinstance(v, str) and v for v in value)):
-            return tuple(value)
-        raise ConfigError(f"{where} must be a montage name or a list of channel names, "
-                          f"got {_show(value)}.")
-    if kind == "half_distance":
-        if isinstance(value, (list, tuple)):
-            if len(value) not in (1, 2):
-                raise ConfigError(f"{where} must be a distance in mm or a [low, high] range, "
-                                  f"got {_show(value)}.")
-            lo_hi = tuple(_number(f"{where}[{i}]", v, integer=False, meta={"low": 0.0, "low_open": True})
-                          for i, v in enumerate(value))
-            if len(lo_hi) == 2 and lo_hi[0] > lo_hi[1]:
-                raise ConfigError(f"{where}: low {lo_hi[0]} exceeds high {lo_hi[1]}.")
-            return lo_hi if len(lo_hi) == 2 else lo_hi[0]
-        return _number(where, value, integer=False, meta={"low": 0.0, "low_open": True})
-    if kind == "regions":
-        if value is None:
-            return None
-        if isinstance(value, str):
-            from .simulate.bank import parse_regions
+        return value
+    if (isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+        return tuple(value)
+    raise ConfigError(f"{where} must be 'START:END', '3,7,9' or a list of region indices "
+                      f">= 0, got {_show(value)}.")
 
-            try:  # syntax only: the range is checked against the atlas when it is loaded
-                parse_regions(value, 10**9)
-            except ValueError as err:
-                raise ConfigError(f"{where}: {err}") from None
-            return value
-        if (isinstance(value, (list, tuple)) and value and all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
-            return tuple(value)
-        raise ConfigError(f"{where} must be 'START:END', '3,7,9' or a list of region indices "
-                          f">= 0, got {_show(value)}.")
-    if kind == "region":
-        if value is None or (isinstance(value, str) and value):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        raise ConfigError(f"{where} must be a region index (>= 0) or a region name, "
-                          f"got {_show(value)}.")
-    raise AssertionError(f"unknown field kind {kind!r}")  # pragma: no cover
+
+def _coerce_region(where, value, meta):
+    if value is None or (isinstance(value, str) and value):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ConfigError(f"{where} must be a region index (>= 0) or a region name, "
+                      f"got {_show(value)}.")
 
 
 # ---------------------------------------------------------------- options checked by signature
@@ -539,7 +585,8 @@ def _TRAIN_SIGNATURE() -> dict:
             "val_batch_size": {"kind": "opt_int", "low": 1},
             "cosine_weight": {"kind": "opt_float", "low": 0.0},
             "warmup_epochs": {"kind": "opt_float", "low": 0.0},
-            "lr_schedule": {"kind": "opt_str", "choices": lambda: _choices("train", "LR_SCHEDULES")},
+            "lr_schedule": {"kind": "opt_str",
+                            "choices": lambda: _choices("train", "LR_SCHEDULES")},
             "min_lr_ratio": {"kind": "opt_float", "low": 0.0, "high": 1.0},
             "grad_clip": {"kind": "opt_float", "low": 0.0},
         },
@@ -578,8 +625,9 @@ def _check_model_config(model: str, values, errors: list, build: bool) -> dict:
 
 
 def _coerce_randomise(where, value):
-    """``"none"``, ``"default"``, true/false or a table of :class:`~lightbunny.randomise.Randomisation`
-    fields (defaults for the fields left out); returned as plain data (``None`` or a dict)."""
+    """``"none"``, ``"default"``, true/false or a table of
+    :class:`~lightbunny.randomise.Randomisation` fields (defaults for the fields left out);
+    returned as plain data (``None`` or a dict)."""
     from .randomise import resolve_randomisation
 
     if isinstance(value, str) and value not in ("none", "default"):
@@ -602,3 +650,23 @@ def _coerce_snr_db(where, value, meta):
                               f"(dB), got {_show(value)}.")
         return value
     return _coerce(where, value, {"kind": "floats", "nonempty": True})
+
+
+#: Field kind -> its checker ``(where, value, meta) -> converted value``; ``opt_<kind>`` also
+#: takes None (see :func:`_coerce`).
+_KINDS = {
+    "int": lambda where, value, meta: _number(where, value, integer=True, meta=meta),
+    "float": lambda where, value, meta: _number(where, value, integer=False, meta=meta),
+    "bool": _coerce_bool,
+    "str": _coerce_str,
+    "strs": _coerce_strs,
+    "floats": _coerce_floats,
+    "dict": _coerce_dict,
+    "device": _coerce_device,
+    "montage": _coerce_montage,
+    "half_distance": _coerce_half_distance,
+    "regions": _coerce_regions,
+    "region": _coerce_region,
+    "snr_db": _coerce_snr_db,
+    "randomise": lambda where, value, meta: _coerce_randomise(where, value),
+}

@@ -392,9 +392,9 @@ def _leadfield_channels(ch_names, montage, data_dir, path):
     names = _names(ch_names, None, data_dir, path)
     pos = np.full((len(names), 3), np.nan)
     try:
-        from .io import _positions
+        from .montage import channel_montage
 
-        montage_obj, unknown = _positions(names, None)
+        montage_obj, unknown = channel_montage(names, None)
         if montage_obj is not None:
             p = montage_obj.get_positions()["ch_pos"]
             pos = np.array([p[n] for n in names]) * 1000.0

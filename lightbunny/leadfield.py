@@ -49,7 +49,6 @@ scalp by a seeded random tangential offset of that RMS size (then back onto the 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -60,27 +59,26 @@ import numpy as np
 
 from ._logging import logger
 from .atlas import Atlas, _als_to_ras, _read_zip_txt, _tvb_data_path
+from .montage import (  # noqa: F401
+    DEFAULT_MONTAGE,
+    EXTRA_MONTAGES,
+    OLD_NAMES,
+    PHYSIONET_64,
+    TVB_SENSOR_SHIFT_ALS,
+    _canonical,
+    _fsaverage_trans,
+    _lookup,
+    _reference_montage,
+    _standard_positions,
+    montage_names,
+    read_eeglab_locations,
+    resolve_montage,
+    tvb_sensors,
+)
 from .utils import atomic_path, check_option, read_only
 
-#: The 64 channels of the PhysioNet EEG Motor Movement/Imagery recordings, in their file order:
-#: the montage of the published LightBunny model (see shared/anatomy/README.md).
-PHYSIONET_64 = (
-    "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
-    "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz",
-    "AF4", "AF8", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "FT7", "FT8", "T7", "T8",
-    "T9", "T10", "TP7", "TP8", "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "PO7", "PO3",
-    "POz", "PO4", "PO8", "O1", "Oz", "O2", "Iz",
-)
-DEFAULT_MONTAGE = "standard_1020_64"
-#: Montage names understood besides MNE's built-in ones.
-EXTRA_MONTAGES = {DEFAULT_MONTAGE: "64 channels of the 10-10 system (PhysioNet EEGMMI order)",
-                  "tvb65": "tvb-data's own 65 EEG sensors (tvb76 head only)",
-                  "deepsif75": "DeepSIF's 75-channel cap (electrode_75.mat in the data folder)"}
 ORIENTATIONS = ("normal", "free_sum")
 HEAD_MODELS = ("bem", "sphere", "deepsif")
-#: Old 10-20 names and their 10-10 equivalents.
-OLD_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
-TVB_SENSOR_SHIFT_ALS = np.array([-12.7, -0.2, -60.9])
 _VERSION = 2
 #: MNE's 4-shell sphere conductivities (brain, CSF, skull, scalp), S/m.
 SPHERE_SIGMAS = (0.33, 1.0, 0.004, 0.33)
@@ -149,7 +147,7 @@ class Leadfield:
         return path
 
     @classmethod
-    def load(cls, path) -> "Leadfield":
+    def load(cls, path) -> Leadfield:
         """Read a file written by :meth:`save`."""
         import h5py
 
@@ -173,181 +171,7 @@ class Leadfield:
 # --------------------------------------------------------------------------------------------
 
 
-def montage_names() -> list:
-    """Names accepted by :func:`make_leadfield` for ``montage``."""
-    import mne
-
-    return list(EXTRA_MONTAGES) + list(mne.channels.get_builtin_montages())
-
-
-def _reference_montage() -> str:
-    """MNE's 10-05 positions: 'colin27_1005' (MNE >= 1.12), formerly 'standard_1005' (the same
-    positions, which the seed used; they lie a median 4.3 mm from fsaverage's head surface)."""
-    import mne
-
-    builtin = mne.channels.get_builtin_montages()
-    return "colin27_1005" if "colin27_1005" in builtin else "standard_1005"
-
-
-def _standard_positions(name: str | None = None) -> dict:
-    """Channel positions (mm, fsaverage MRI frame) of an MNE built-in montage."""
-    import mne
-
-    name = name or _reference_montage()
-
-    montage = mne.channels.make_standard_montage(name)
-    pos = montage.get_positions()
-    names = list(pos["ch_pos"])
-    xyz = np.array([pos["ch_pos"][n] for n in names], dtype=float)
-    if pos["coord_frame"] == "head":
-        xyz = mne.transforms.apply_trans(_fsaverage_trans(), xyz)
-    return dict(zip(names, xyz * 1000.0))
-
-
-def _fsaverage_trans():
-    import mne
-
-    return mne.read_trans(Path(mne.__file__).parent / "data" / "fsaverage" / "fsaverage-trans.fif")
-
-
-def _canonical(name: str) -> str:
-    """Old 10-20 names to 10-10 ones, for matching (case kept)."""
-    return OLD_NAMES.get(name, name)
-
-
-def _lookup(names, table: dict, what: str) -> list:
-    """Match ``names`` case-insensitively (old 10-20 names accepted) to keys of ``table``."""
-    lower = {k.lower(): k for k in table}
-    out, missing = [], []
-    for n in names:
-        key = lower.get(_canonical(str(n).strip()).lower())
-        if key is None:
-            key = lower.get(OLD_NAMES.get(str(n).strip().upper(), "").lower())
-        if key is None:
-            missing.append(str(n))
-        else:
-            out.append(key)
-    if missing:
-        hints = []
-        for m in missing:
-            close = difflib.get_close_matches(m, list(table), n=3, cutoff=0.5)
-            hints.append(f"{m!r}" + (f" (close: {', '.join(close)})" if close else ""))
-        raise ValueError(f"Channel names not in {what}: {'; '.join(hints)}. Use names of the "
-                         "10-05 system (e.g. 'Fp1', 'Cz', 'T7') or pass an mne.Info with positions.")
-    return out
-
-
-def resolve_montage(montage=DEFAULT_MONTAGE, data_dir=None):
-    """Channel names and positions of a montage specification.
-
-    Parameters
-    ----------
-    montage : str | list of str | mne.Info | mne.channels.DigMontage
-        A name from :func:`montage_names` (``deepsif75`` reads ``electrode_75.mat`` from the
-        fsaverage994 data folder ``data_dir``), a list of channel names (positions taken from MNE's
-        10-05 montage, ``colin27_1005``, formerly ``standard_1005``), an ``mne.Info`` with EEG channel positions, or a ``DigMontage``.
-
-    Returns
-    -------
-    label : str
-        Short description stored with the leadfield.
-    ch_names : list of str
-    pos : ndarray, shape (n_chans, 3), mm
-    frame : {'fsaverage', 'tvb', 'unknown'}
-        The frame of ``pos``: fsaverage MRI coordinates (``deepsif75``: EEGLAB's head frame moved
-        to fsaverage, see :func:`lightbunny.headmodel.eeglab_to_fsaverage`), tvb-data's sensor
-        frame (RAS), or an unknown frame (a ``DigMontage`` with ``coord_frame='unknown'``, EEGLAB locations), which
-        :func:`place_electrodes` maps onto the 10-05 positions by a similarity transform.
-    """
-    import mne
-
-    if isinstance(montage, str):
-        if montage == "tvb65":
-            names, pos = tvb_sensors()
-            return montage, names, pos, "tvb"
-        if montage == "deepsif75":
-            from .atlas import check_data_dir
-
-            root = check_data_dir(data_dir, files=("electrode_75.mat",))
-            names, pos = read_eeglab_locations(root / "electrode_75.mat", "eloc75")
-            # EEGLAB's head frame (X nose, Y left ear): the frame DeepSIF computed its
-            # leadfield in; moved to fsaverage by the axis swap MNE uses for EEGLAB files
-            from .headmodel import eeglab_to_fsaverage
-
-            return montage, names, eeglab_to_fsaverage(pos), "fsaverage"
-        check_option("montage", montage, montage_names())
-        if montage == DEFAULT_MONTAGE:
-            table = _standard_positions()
-            names = _lookup(PHYSIONET_64, table, "MNE's 10-05 montage")
-            return montage, names, np.array([table[n] for n in names]), "fsaverage"
-        table = _standard_positions(montage)
-        names = list(table)
-        return montage, names, np.array([table[n] for n in names]), "fsaverage"
-    if isinstance(montage, mne.Info):
-        picks = mne.pick_types(montage, eeg=True, exclude=[])
-        if len(picks) == 0:
-            raise ValueError("The mne.Info has no EEG channels.")
-        names = [montage["ch_names"][p] for p in picks]
-        pos = np.array([montage["chs"][p]["loc"][:3] for p in picks]) * 1000.0
-        bad = ~np.isfinite(pos).all(1) | (np.abs(pos).sum(1) == 0)
-        if bad.any():
-            raise ValueError(f"Channels without positions in the mne.Info: "
-                             f"{[names[i] for i in np.flatnonzero(bad)]}. Set a montage first "
-                             "(raw.set_montage('standard_1005')).")
-        # mne.Info positions are in the head frame: fsaverage head -> MRI
-        pos = mne.transforms.apply_trans(_fsaverage_trans(), pos / 1000.0) * 1000.0
-        return "info", names, pos, "fsaverage"
-    if isinstance(montage, mne.channels.DigMontage):
-        p = montage.get_positions()
-        names = list(p["ch_pos"])
-        pos = np.array([p["ch_pos"][n] for n in names], dtype=float)
-        if p["coord_frame"] == "head":
-            pos = mne.transforms.apply_trans(_fsaverage_trans(), pos)
-        frame = "unknown" if p["coord_frame"] == "unknown" else "fsaverage"
-        return "digmontage", names, pos * 1000.0, frame
-    names = [str(n) for n in montage]
-    if not names:
-        raise ValueError("The montage's channel list is empty.")
-    if len(set(n.lower() for n in names)) != len(names):
-        raise ValueError(f"Duplicate channel names in the montage: {names}")
-    table = _standard_positions()
-    keys = _lookup(names, table, "MNE's 10-05 montage")
-    return "custom", names, np.array([table[k] for k in keys]), "fsaverage"
-
-
-def read_eeglab_locations(path, variable: str | None = None):
-    """Channel names and X/Y/Z (mm, EEGLAB's frame) of an EEGLAB ``chanlocs`` struct in a .mat.
-
-    Returns
-    -------
-    names : list of str
-    pos : ndarray, shape (n_chans, 3)
-    """
-    import scipy.io as sio
-
-    mat = sio.loadmat(path)
-    keys = [k for k in mat if not k.startswith("__")]
-    variable = variable or keys[0]
-    locs = mat[variable].ravel()
-    names = [str(np.asarray(c["labels"]).ravel()[0]) for c in locs]
-    pos = np.array([[float(np.asarray(c[k]).ravel()[0]) for k in ("X", "Y", "Z")] for c in locs])
-    return names, pos
-
-
-def tvb_sensors():
-    """tvb-data's 65 EEG sensors moved onto its ``scalp_1082`` surface, RAS mm.
-
-    Returns
-    -------
-    names : list of str
-        10-10 names (tvb-data's 'T8/T4' style names keep their first part).
-    pos : ndarray, shape (65, 3), mm
-    """
-    rows = np.genfromtxt(_tvb_data_path("sensors", "eeg_brainstorm_65.txt"), dtype=None,
-                         encoding=None)
-    names = [str(r[0]).split("/")[0] for r in rows]
-    pos = np.array([[r[1], r[2], r[3]] for r in rows], dtype=float) + TVB_SENSOR_SHIFT_ALS
-    return names, _als_to_ras(pos)
+# Moved to lightbunny.montage (imported above, so lightbunny.leadfield.<name> keeps working).
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,7 +217,8 @@ def _ray_mesh(origin: np.ndarray, dirs: np.ndarray, verts: np.ndarray, tris: np.
     """Farthest intersection of rays ``origin + t * dir`` (t > 0) with a mesh (Möller-Trumbore).
 
     Rays without a hit keep NaN."""
-    v0, e1, e2 = verts[tris[:, 0]], verts[tris[:, 1]] - verts[tris[:, 0]], verts[tris[:, 2]] - verts[tris[:, 0]]
+    v0 = verts[tris[:, 0]]
+    e1, e2 = verts[tris[:, 1]] - v0, verts[tris[:, 2]] - v0
     out = np.full((len(dirs), 3), np.nan)
     for i, d in enumerate(dirs):
         p = np.cross(d, e2)
@@ -447,7 +272,8 @@ def place_electrodes(atlas: Atlas, pos: np.ndarray, names, frame: str) -> np.nda
         s, rot, t = _similarity(src, dst)
         pos = (s * (rot @ np.asarray(pos).T)).T + t
     elif atlas.name != "tvb76" and frame == "tvb":
-        raise ValueError(f"The 'tvb65' montage belongs to the tvb76 head, not to atlas {atlas.name!r}.")
+        raise ValueError(f"The 'tvb65' montage belongs to the tvb76 head, not to atlas "
+                         f"{atlas.name!r}.")
     centre, _ = fit_sphere(verts[verts[:, 2] > atlas.vertices[:, 2].min()])
     dirs = pos - centre
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
@@ -463,7 +289,8 @@ def place_electrodes(atlas: Atlas, pos: np.ndarray, names, frame: str) -> np.nda
 
 
 def _default_cache_dir() -> Path:
-    return Path(os.environ.get("LIGHTBUNNY_CACHE") or Path.home() / ".cache" / "lightbunny") / "leadfields"
+    root = os.environ.get("LIGHTBUNNY_CACHE") or Path.home() / ".cache" / "lightbunny"
+    return Path(root) / "leadfields"
 
 
 def _cache_key(atlas: Atlas, names, pos, *settings) -> str:
@@ -571,16 +398,7 @@ def make_leadfield(atlas: Atlas, montage=DEFAULT_MONTAGE, *, orientation: str = 
             raise ValueError("forward= brings its own head model and electrodes: do not combine "
                              "it with head_model, jitter_mm or skull_conductivity")
         return _leadfield_from_forward(atlas, forward, orientation, subjects_dir)
-    head_model = default_head_model(atlas) if head_model is None else head_model
-    check_option("head_model", head_model, HEAD_MODELS)
-    if head_model == "bem" and not in_fsaverage_space(atlas):
-        raise ValueError(f"head_model='bem' is the fsaverage BEM and needs an atlas on fsaverage "
-                         f"(fsaverage994); atlas {atlas.name!r} has no BEM surfaces that nest "
-                         "(see lightbunny.leadfield). Use head_model='sphere'.")
-    if skull_conductivity is not None and not (np.isfinite(skull_conductivity)
-                                               and skull_conductivity > 0):
-        raise ValueError(f"skull_conductivity must be a positive value in S/m, got "
-                         f"{skull_conductivity}")
+    head_model = _check_head_model(atlas, head_model, skull_conductivity)
     label, names, pos, frame = resolve_montage(montage, data_dir=data_dir)
     if head_model == "deepsif":
         if jitter_mm or skull_conductivity is not None:
@@ -589,19 +407,11 @@ def make_leadfield(atlas: Atlas, montage=DEFAULT_MONTAGE, *, orientation: str = 
         return _deepsif_leadfield(atlas, label, names, pos, frame, orientation, data_dir)
     ch_pos = place_electrodes(atlas, pos, names, frame)
     ch_pos = jitter_electrodes(atlas, ch_pos, float(jitter_mm), jitter_seed)
-    settings = [head_model, orientation, skull_conductivity]
-    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
-    tag = head_model if skull_conductivity is None else f"{head_model}-skull{skull_conductivity:g}"
-    if jitter_mm:
-        tag += f"-jitter{jitter_mm:g}mm-seed{jitter_seed}"
-    path = cache / f"{atlas.name}_{label}_{tag}_{orientation}_{_cache_key(atlas, names, ch_pos, *settings)}.h5"
-    if use_cache and path.is_file():
-        try:
-            lf = Leadfield.load(path)
-            logger.info("leadfield loaded from cache %s", path)
-            return lf
-        except ValueError:
-            logger.warning("ignoring unreadable cached leadfield %s", path)
+    path = _cache_path(cache_dir, atlas, label, names, ch_pos, head_model, orientation,
+                       skull_conductivity, jitter_mm, jitter_seed)
+    lf = _load_cached(path) if use_cache else None
+    if lf is not None:
+        return lf
     if head_model == "bem":
         vertex_gain, info = _bem_vertex_gain(atlas, ch_pos, names, orientation, skull_conductivity)
     else:
@@ -620,6 +430,46 @@ def make_leadfield(atlas: Atlas, montage=DEFAULT_MONTAGE, *, orientation: str = 
         except OSError as err:  # a read-only home must not stop the computation
             logger.warning("could not cache the leadfield in %s: %s", path, err)
     return lf
+
+
+def _check_head_model(atlas: Atlas, head_model, skull_conductivity) -> str:
+    """The head model to use (the atlas's default for None), checked with the conductivity."""
+    head_model = default_head_model(atlas) if head_model is None else head_model
+    check_option("head_model", head_model, HEAD_MODELS)
+    if head_model == "bem" and not in_fsaverage_space(atlas):
+        raise ValueError(f"head_model='bem' is the fsaverage BEM and needs an atlas on fsaverage "
+                         f"(fsaverage994); atlas {atlas.name!r} has no BEM surfaces that nest "
+                         "(see lightbunny.leadfield). Use head_model='sphere'.")
+    if skull_conductivity is not None and not (np.isfinite(skull_conductivity)
+                                               and skull_conductivity > 0):
+        raise ValueError(f"skull_conductivity must be a positive value in S/m, got "
+                         f"{skull_conductivity}")
+    return head_model
+
+
+def _cache_path(cache_dir, atlas: Atlas, label, names, ch_pos, head_model, orientation,
+                skull_conductivity, jitter_mm, jitter_seed) -> Path:
+    """The cache file of a leadfield: named by its settings, keyed by a hash of its inputs."""
+    settings = [head_model, orientation, skull_conductivity]
+    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    tag = head_model if skull_conductivity is None else f"{head_model}-skull{skull_conductivity:g}"
+    if jitter_mm:
+        tag += f"-jitter{jitter_mm:g}mm-seed{jitter_seed}"
+    key = _cache_key(atlas, names, ch_pos, *settings)
+    return cache / f"{atlas.name}_{label}_{tag}_{orientation}_{key}.h5"
+
+
+def _load_cached(path: Path) -> Leadfield | None:
+    """The leadfield cached at ``path``, or None (absent or unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        lf = Leadfield.load(path)
+        logger.info("leadfield loaded from cache %s", path)
+        return lf
+    except ValueError:
+        logger.warning("ignoring unreadable cached leadfield %s", path)
+        return None
 
 
 def _deepsif_leadfield(atlas, label, names, pos, frame, orientation, data_dir) -> Leadfield:
@@ -659,7 +509,8 @@ def _leadfield_from_forward(atlas, forward, orientation, subjects_dir) -> Leadfi
     info["n_regions_without_dipoles"] = int((~covered).sum())
     return Leadfield(gain=gain, ch_names=tuple(names), atlas_name=atlas.name, montage="forward",
                      head_model="forward", orientation=info["forward_orientation"],
-                     ch_pos=ch_pos * 1000.0, attrs={**info, "lightbunny_leadfield_version": _VERSION})
+                     ch_pos=ch_pos * 1000.0,
+                     attrs={**info, "lightbunny_leadfield_version": _VERSION})
 
 
 def _forward_info(names, ch_pos_mm):
@@ -784,7 +635,8 @@ def _vertex_gain(atlas: Atlas, ch_pos_mm: np.ndarray, names, orientation: str,
                     int(outside.sum()), len(rr))
     vg = _solve(rr, atlas.normals, names, ch_pos_mm, sphere, orientation)
     return vg, {"head_surface": head_name, "sphere_centre_mm": centre.round(3).tolist(),
-                "sphere_radius_mm": round(radius, 3), "n_vertices_pulled_inside": int(outside.sum()),
+                "sphere_radius_mm": round(radius, 3),
+                "n_vertices_pulled_inside": int(outside.sum()),
                 "conductivity_S_per_m": sigmas, "mne_version": mne.__version__}
 
 

@@ -115,7 +115,8 @@ class Randomisation:
             raise ValueError(f"max_cut must lie in [0, 1), got {self.max_cut!r}.")
         a, b = (float(v) for v in self.amplitude)
         if not 0 < a <= b:
-            raise ValueError(f"amplitude must be (lo, hi) with 0 < lo <= hi, got {self.amplitude!r}.")
+            raise ValueError(f"amplitude must be (lo, hi) with 0 < lo <= hi, got "
+                             f"{self.amplitude!r}.")
         object.__setattr__(self, "amplitude", (a, b))
         object.__setattr__(self, "waveforms", _probabilities("waveforms", self.waveforms,
                                                              WAVEFORMS))
@@ -131,7 +132,7 @@ class Randomisation:
         d["amplitude"] = list(self.amplitude)
         return d
 
-    def without(self, factor: str) -> "Randomisation":
+    def without(self, factor: str) -> Randomisation:
         """The same randomisation with one factor switched off (for ablations).
 
         ``factor``: ``'n_sources'`` (always the sources file's count), ``'extent'`` (whole
@@ -323,7 +324,8 @@ class RandomisedDraws:
             seg = bank[r["leadfield"][i], r["coloured_idx"][i]]
             if r["coloured_flip"][i]:
                 seg = seg.flip(0)
-            out[i] = torch.roll(seg, int(r["coloured_shift"][i]), dims=0) * float(r["coloured_sign"][i])
+            out[i] = (torch.roll(seg, int(r["coloured_shift"][i]), dims=0)
+                      * float(r["coloured_sign"][i]))
         return out.to(device)
 
 

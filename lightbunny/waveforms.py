@@ -79,7 +79,8 @@ def make_waveform(family: str, n_times: int, sfreq: float, rng, *, clip=None) ->
 
 def pink_noise(n_times, n, rng):
     """1/f noise, shape (n_times, n), unit variance per column."""
-    spec = rng.standard_normal((n_times // 2 + 1, n)) + 1j * rng.standard_normal((n_times // 2 + 1, n))
+    shape = (n_times // 2 + 1, n)
+    spec = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
     f = np.arange(n_times // 2 + 1, dtype=float)
     f[0] = np.inf
     x = np.fft.irfft(spec / np.sqrt(f)[:, None], n=n_times, axis=0)

@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from lightbunny import atlas as atlas_mod
-from lightbunny.atlas import (FSAVERAGE994_REMAP, build_atlas, check_data_dir, fetch_fsaverage994,
-                              load_atlas, make_synthetic_atlas, region_adjacency, vertex_normals)
+from lightbunny.atlas import (
+    FSAVERAGE994_REMAP,
+    build_atlas,
+    check_data_dir,
+    fetch_fsaverage994,
+    load_atlas,
+    make_synthetic_atlas,
+    region_adjacency,
+    vertex_normals,
+)
 
 
 def check_invariants(a):

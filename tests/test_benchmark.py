@@ -324,7 +324,7 @@ def test_mismatch_leadfields(atlas, tmp_path, monkeypatch):
     built = bm.mismatch_leadfields(atlas, nominal, seed=1)
     assert set(built) == {"mismatch_head", "mismatch_orientation", "mismatch_jitter",
                           "mismatch_all"}
-    for name, (lf, note) in built.items():
+    for lf, note in built.values():
         assert lf is not None, note
         assert lf.ch_names == nominal.ch_names and lf.gain.shape == nominal.gain.shape
         assert not np.allclose(lf.gain, nominal.gain)

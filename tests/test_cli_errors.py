@@ -112,7 +112,8 @@ def test_stale_stage_refuses_then_force_rebuilds(tiny_run, tmp_path, capsys):
     assert code == 0
     assert "leadfield, simulate, train, evaluate, apply" in stdout  # sources do not depend on it
     assert Leadfield.load(out / "leadfield.h5").n_chans == 64
-    assert json.loads((out / "config.json").read_text())["pipeline"]["montage"] == "standard_1020_64"
+    config = json.loads((out / "config.json").read_text())
+    assert config["pipeline"]["montage"] == "standard_1020_64"
 
 
 @pytest.mark.slow
@@ -297,7 +298,8 @@ def test_evaluate_refuses_nan_snr_and_accepts_auto_device(tiny_run, tmp_path, ca
     code, _, _ = run_main(capsys, [*base, "--snr-db", "10", "--device", "auto"])
     assert code == 0
     # a finished one replaces the folder whole
-    assert (tmp_path / "ev" / "summary.csv").is_file() and not (tmp_path / "ev" / "old.txt").exists()
+    assert (tmp_path / "ev" / "summary.csv").is_file()
+    assert not (tmp_path / "ev" / "old.txt").exists()
     import torch
 
     if torch.cuda.device_count() < 2:
@@ -380,7 +382,8 @@ def test_cli_train_calls_the_pipeline_stage(tiny_run, tmp_path, capsys, monkeypa
     ckpt = torch.load(tmp_path / "t" / "best.pt", map_location="cpu", weights_only=True)
     spec = ckpt["meta"]["dataset"]["randomise"]
     assert spec == kw["dataset"]["randomise"]
-    assert spec["noise"] == {"white": 1.0} and spec["p_single"] == 1.0 and spec["n_active"] == [1, 3]
+    assert spec["noise"] == {"white": 1.0} and spec["p_single"] == 1.0
+    assert spec["n_active"] == [1, 3]
 
 
 def test_main_adds_one_log_handler(capsys):

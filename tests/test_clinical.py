@@ -10,10 +10,19 @@ import pytest
 import scipy.io as sio
 
 from lightbunny.atlas import load_atlas
-from lightbunny.clinical import (active_regions, apply_many, filter_sources, normalise_power,
-                                 region_power)
-from lightbunny.external import (array_segments, load_leadfield_file, read_array_recording,
-                                 region_sum)
+from lightbunny.clinical import (
+    active_regions,
+    apply_many,
+    filter_sources,
+    normalise_power,
+    region_power,
+)
+from lightbunny.external import (
+    array_segments,
+    load_leadfield_file,
+    read_array_recording,
+    region_sum,
+)
 from lightbunny.io import RealignmentReport, check_units
 
 SFREQ = 500.0

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 
 from lightbunny.atlas import load_atlas
-from lightbunny.leadfield import (PHYSIONET_64, default_head_model, dipole_gain,
-                                  jitter_electrodes, make_leadfield, resolve_montage)
+from lightbunny.leadfield import (
+    PHYSIONET_64,
+    default_head_model,
+    dipole_gain,
+    jitter_electrodes,
+    make_leadfield,
+    resolve_montage,
+)
 
 FOUR = ["Cz", "Fp1", "O2", "T7", "T8", "Pz", "Fz", "Oz", "C3", "C4", "P7", "P8"]
 
@@ -103,7 +109,8 @@ def test_bem_temporal_dipole_peaks_under_temporal_electrodes(fsavg, side):
     peak = int(np.argmax(g))
     nearest = np.argsort(np.linalg.norm(ch_pos - rr, axis=1))[:3]
     assert peak in nearest
-    assert names[peak] in ({"T7", "FT7", "TP7", "T9"} if side == "left" else {"T8", "FT8", "TP8", "T10"})
+    near = {"T7", "FT7", "TP7", "T9"} if side == "left" else {"T8", "FT8", "TP8", "T10"}
+    assert names[peak] in near
 
 
 def test_default_head_model_per_atlas(fsavg, tiny_atlas):
@@ -280,8 +287,9 @@ def test_bad_forward_inputs(fsavg, sphere_forward, tmp_path):
     meg_only = fwd.copy()
     with meg_only["info"]._unlock():
         for ch in meg_only["info"]["chs"]:
-            ch.update(kind=mne.io.constants.FIFF.FIFFV_MEG_CH, unit=mne.io.constants.FIFF.FIFF_UNIT_T,
-                      coil_type=mne.io.constants.FIFF.FIFFV_COIL_POINT_MAGNETOMETER)
+            fiff = mne.io.constants.FIFF
+            ch.update(kind=fiff.FIFFV_MEG_CH, unit=fiff.FIFF_UNIT_T,
+                      coil_type=fiff.FIFFV_COIL_POINT_MAGNETOMETER)
     with pytest.raises(ValueError, match="no EEG channels"):
         make_leadfield(fsavg, forward=meg_only)
     # a subject other than fsaverage without a subjects folder

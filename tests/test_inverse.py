@@ -254,14 +254,14 @@ def test_shape_errors(gain):
 def test_lcmv_without_data_cov_has_no_fixed_kernel(gain):
     solver = inv.make_inverse("LCMV", gain)
     with pytest.raises(ValueError, match="LCMV without data_cov"):
-        solver.kernel
+        _ = solver.kernel
     with pytest.raises(ValueError, match="at least 2 time samples"):
         solver.apply(np.zeros((1, 16)))
 
 
 def test_eloreta_reports_convergence(gain):
     solver = inv.make_inverse("eLORETA", gain)
-    solver.kernel
+    _ = solver.kernel  # computed on first access
     assert solver.converged and 1 <= solver.n_iter <= 20
     with pytest.raises(ValueError, match="max_iter must be >= 1"):
         inv.make_inverse("eLORETA", gain, max_iter=0)

@@ -18,14 +18,15 @@ from lightbunny.apply import ClassicalModel, image_recording  # noqa: E402
 from lightbunny.inverse import make_inverse  # noqa: E402
 from lightbunny.io import (  # noqa: E402
     READERS,
+    RealignmentReport,
     check_units,
     clean_channel_name,
     detect_bad_channels,
     fill_nan_spans,
+    match_channels,
     prepare_recording,
     read_recording,
     realign_channels,
-    RealignmentReport,
 )
 
 MODEL_CHANNELS = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
@@ -141,6 +142,23 @@ def test_clean_channel_name(name, expected):
 
 
 # ------------------------------------------------------------------------------ reading
+
+
+def test_match_channels_reasons_and_duplicates():
+    report = RealignmentReport(target=["Fp1", "T7", "Cz"])
+    names = ["EEG Fp1-REF", "ECG", "FP1", "EEG T3-REF", "Fp1-F7", "EOG", "X9", "cz"]
+    types = ["eeg", "ecg", "eeg", "eeg", "eeg", "eeg", "eeg", "eeg"]
+    supply = match_channels(names, types, ["Fp1", "T7", "Cz"], report)
+    assert supply == {"Fp1": 0, "T7": 3, "Cz": 7}  # first match wins, old names mapped
+    assert report.dropped == {
+        "ECG": "non-EEG channel type 'ecg'",
+        "FP1": "duplicate of EEG Fp1-REF (both read as Fp1)",
+        "Fp1-F7": "bipolar or unknown name, not in the model",
+        "EOG": "non-EEG channel (by name)",
+        "X9": "not in the model's channels",
+    }
+    with pytest.raises(ValueError, match="no EEG channels"):
+        match_channels(["ECG"], ["ecg"], ["Cz"])
 
 
 def test_read_errors(tmp_path):

@@ -43,8 +43,9 @@ def test_tvb76_superficial_regions_peak_nearby(tmp_path):
     assert lf.ch_names == PHYSIONET_64
     g = lf.average_referenced()
     # electrodes sit on the scalp (within 1 mm of the head surface after projection)
-    from lightbunny.leadfield import head_surface
     from scipy.spatial import cKDTree
+
+    from lightbunny.leadfield import head_surface
 
     verts, _, _ = head_surface(atlas)
     assert np.median(cKDTree(verts).query(lf.ch_pos)[0]) < 6.0  # scalp_1082 vertex spacing
@@ -133,11 +134,13 @@ def test_positions_in_an_unknown_frame_are_fitted(tiny_atlas, tmp_path):
     a = np.deg2rad(30)
     rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     moved = 1.1 * pos @ rot.T + [5.0, -3.0, 40.0]
-    dig = mne.channels.make_dig_montage(ch_pos=dict(zip(names, moved / 1000)), coord_frame="unknown")
+    dig = mne.channels.make_dig_montage(ch_pos=dict(zip(names, moved / 1000)),
+                                        coord_frame="unknown")
     lf_dig = make_leadfield(tiny_atlas, dig, cache_dir=tmp_path)
     lf_names = make_leadfield(tiny_atlas, names, cache_dir=tmp_path)
     np.testing.assert_allclose(lf_dig.ch_pos, lf_names.ch_pos, atol=0.5)  # mm
-    np.testing.assert_allclose(lf_dig.gain, lf_names.gain, rtol=1e-3, atol=1e-6 * abs(lf_names.gain).max())
+    np.testing.assert_allclose(lf_dig.gain, lf_names.gain, rtol=1e-3,
+                               atol=1e-6 * abs(lf_names.gain).max())
 
 
 def test_deepsif75_montage_reads_the_data_folder(shared_anatomy, tmp_path):

@@ -22,7 +22,8 @@ def test_model_contract(name):
     assert sorted(TINY) == sorted(MODELS), "TINY lists a model that is not registered"
     kwargs = TINY[name]
     net = build_model(name, random_state=0, **kwargs)
-    batch, n_times, n_chans, n_sources = 3, kwargs["n_times"], kwargs["n_chans"], kwargs["n_sources"]
+    batch, n_times, n_chans = 3, kwargs["n_times"], kwargs["n_chans"]
+    n_sources = kwargs["n_sources"]
     x = torch.randn(batch, n_times, n_chans, generator=torch.Generator().manual_seed(1))
 
     # shapes
@@ -79,7 +80,8 @@ def test_parameter_counts_at_seed_defaults():
         for name in sorted(MODELS):
             counts[name] = count_parameters(build_model(name, **sizes, **hyper[name]))
     for name, n in counts.items():
-        print(f"{name}: {n:,} parameters ({n / 1e6:.2f} M) at 64 channels, 500 samples, 994 regions")
+        print(f"{name}: {n:,} parameters ({n / 1e6:.2f} M) at 64 channels, 500 samples, "
+              f"994 regions")
     assert counts["lightbunny"] == 5_064_360  # the seed's torchinfo summary
     assert f"{counts['lightbunny'] / 1e6:.2f}" == "5.06"
     assert f"{counts['deepsif'] / 1e6:.1f}" == "22.1"

@@ -33,7 +33,8 @@ def test_tiny_pipeline_runs_and_resumes(tmp_path, monkeypatch):
     # a second run reuses every finished stage
     stamp = {p: p.stat().st_mtime_ns for p in (out / "train" / "best.pt",
                                                out / "evaluation" / "summary.csv",
-                                               out / "sources_train.h5", out / "apply" / "recording.edf")}
+                                               out / "sources_train.h5",
+                                               out / "apply" / "recording.edf")}
     again = run_pipeline(TINY, out=out, progress=False)
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
     assert again["ran"] == []

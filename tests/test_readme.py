@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)\n```", readme.split("## Set up")[1].split("\n## ")[0], re.S)
+    setup = readme.split("## Set up")[1].split("\n## ")[0]
+    blocks = re.findall(r"```bash\n(.*?)\n```", setup, re.S)
     assert len(blocks) == 2, "the README must have exactly two set-up commands"
     ci_lines = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines()
                 if ln and not ln.startswith(("#", "set ", "cd ", "export "))]
@@ -20,7 +21,9 @@ def test_ci_runs_the_readme_test_command():
 def _readme_commands():
     """``(line, argv)`` of every lightbunny command in the README's ```bash blocks.
 
-    ``argv`` is what follows ``lightbunny`` (or ``-m lightbunny.cli``), comments removed."""
+    ``argv`` is what follows ``lightbunny`` (or ``-m lightbunny.cli``), comments removed; a
+    bare ``lightbunny`` counts only as a command's first word (``ruff check lightbunny`` is
+    not a lightbunny command)."""
     import shlex
 
     out = []
@@ -29,7 +32,7 @@ def _readme_commands():
             for part in line.split("&&"):
                 words = shlex.split(part, comments=True)
                 for k, w in enumerate(words):
-                    if w.endswith("bin/lightbunny") or w == "lightbunny" or (
+                    if w.endswith("bin/lightbunny") or (w == "lightbunny" and k == 0) or (
                             w == "lightbunny.cli" and k and words[k - 1] == "-m"):
                         out.append((line.strip(), words[k + 1:]))
                         break

@@ -5,8 +5,14 @@ component), on tvb76 and fsaverage994."""
 import numpy as np
 import pytest
 
-from lightbunny.atlas import (FSAVERAGE994_RENAMED, build_atlas, hemisphere_name_mismatches,
-                              load_atlas, mesh_hemispheres, region_hemispheres)
+from lightbunny.atlas import (
+    FSAVERAGE994_RENAMED,
+    build_atlas,
+    hemisphere_name_mismatches,
+    load_atlas,
+    mesh_hemispheres,
+    region_hemispheres,
+)
 
 
 def _two_blobs():

@@ -72,7 +72,8 @@ def test_fsaverage994_row_sum_fix_is_identity(shared_anatomy):
 
 def test_tvb76_row_sum_fix(tvb76):
     assert np.median(tvb76.weights.sum(1)) == pytest.approx(41.5, abs=0.1)
-    assert JansenRitConfig().coupling_strength(tvb76.weights) == pytest.approx(17.3993 / 41.5, rel=1e-3)
+    assert JansenRitConfig().coupling_strength(tvb76.weights) == pytest.approx(17.3993 / 41.5,
+                                                                               rel=1e-3)
 
 
 def test_parse_regions():
@@ -288,7 +289,8 @@ def test_cli_simulate(tmp_path, capsys):
 def test_forward_simulate_sh(tmp_path):
     """The seed's `simulate.sh START END` usage, no prompt when not on a terminal."""
     out = tmp_path / "sh.h5"
-    env = dict(os.environ, ATLAS="tvb76", OUT=str(out), LIGHTBUNNY=f"{sys.executable} -m lightbunny.cli")
+    env = dict(os.environ, ATLAS="tvb76", OUT=str(out),
+               LIGHTBUNNY=f"{sys.executable} -m lightbunny.cli")
     proc = subprocess.run(["bash", str(ROOT / "forward" / "simulate.sh"), "10", "12",
                            "--duration", "0.5", "--no-scaling", "--threads", "1"],
                           cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,

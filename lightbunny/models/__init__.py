@@ -37,7 +37,8 @@ MODELS: dict[str, type[SourceNet]] = {cls.name: cls for cls in (LightBunny, Deep
 DEFAULT_MODEL = "lightbunny"
 
 
-def build_model(name: str = DEFAULT_MODEL, *, random_state: int | None = None, **kwargs) -> SourceNet:
+def build_model(name: str = DEFAULT_MODEL, *, random_state: int | None = None,
+                **kwargs) -> SourceNet:
     """Build the registered network ``name`` with keyword arguments ``kwargs``.
 
     Parameters

@@ -37,7 +37,8 @@ def check_chunk_size(n_times: int, chunk_size: int) -> None:
         lower = n_times // chunk_size * chunk_size
         upper = lower + chunk_size
         hint = f"use e.g. n_times={lower} or {upper}" if lower > 0 else f"use e.g. n_times={upper}"
-        raise ValueError(f"n_times ({n_times}) must be a multiple of chunk_size ({chunk_size}); {hint}.")
+        raise ValueError(f"n_times ({n_times}) must be a multiple of chunk_size ({chunk_size}); "
+                         f"{hint}.")
 
 
 def init_linear_xavier(module: nn.Module) -> None:
@@ -73,15 +74,15 @@ class SourceNet(nn.Module):
 
     def _check_input(self, x: Tensor) -> None:
         if x.ndim != 3:
-            raise ValueError(f"{type(self).__name__} expects EEG of shape (batch, n_times, n_chans), "
-                             f"got a tensor with shape {tuple(x.shape)}.")
+            raise ValueError(f"{type(self).__name__} expects EEG of shape (batch, n_times, "
+                             f"n_chans), got a tensor with shape {tuple(x.shape)}.")
         if x.shape[2] != self.n_chans:
-            raise ValueError(f"{type(self).__name__} was built for n_chans={self.n_chans}, got input "
-                             f"with {x.shape[2]} channels (shape {tuple(x.shape)}, expected "
+            raise ValueError(f"{type(self).__name__} was built for n_chans={self.n_chans}, got "
+                             f"input with {x.shape[2]} channels (shape {tuple(x.shape)}, expected "
                              f"(batch, n_times, n_chans)).")
         if self.fixed_n_times and x.shape[1] != self.n_times:
-            raise ValueError(f"{type(self).__name__} was built for n_times={self.n_times}, got input "
-                             f"with {x.shape[1]} samples (shape {tuple(x.shape)}).")
+            raise ValueError(f"{type(self).__name__} was built for n_times={self.n_times}, got "
+                             f"input with {x.shape[1]} samples (shape {tuple(x.shape)}).")
 
 
 class ResidualMLP(nn.Module):

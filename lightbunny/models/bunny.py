@@ -63,7 +63,8 @@ class Bunny(SourceNet):
         self.segment_gru = nn.GRU(self.d_model, self.d_model, num_layers=1, batch_first=True)
         self.position_embedding = nn.Parameter(torch.randn(self.n_segments, self.d_model // 2))
         self.source_embedding = nn.Parameter(torch.randn(self.n_sources, self.d_model // 2))
-        self.head = nn.Sequential(nn.Dropout(self.dropout), nn.Linear(self.d_model, self.chunk_size))
+        self.head = nn.Sequential(nn.Dropout(self.dropout),
+                                  nn.Linear(self.d_model, self.chunk_size))
         init_linear_xavier(self)
 
     def get_config(self) -> dict:

@@ -122,16 +122,19 @@ class JansenRitConfig:
         if self.transient < 0:
             raise ValueError(f"transient must be >= 0 ms, got {self.transient}.")
         if self.reference_row_sum is not None and not self.reference_row_sum > 0:
-            raise ValueError(f"reference_row_sum must be > 0 or None, got {self.reference_row_sum}.")
+            raise ValueError(f"reference_row_sum must be > 0 or None, got "
+                             f"{self.reference_row_sum}.")
 
     # ------------------------------------------------------------------ derived values
     @property
     def nsig(self) -> float:
-        """Noise intensity D of TVB's additive noise on ``y4``: ``(a A (p_max - p_min) / 2 s)^2 / 2``.
+        """Noise intensity D of TVB's additive noise on ``y4``:
+        ``(a A (p_max - p_min) / 2 s)^2 / 2``.
 
         The increment per step is ``sqrt(2 D dt) N(0, 1)`` (TVB's ``Additive`` noise).
         """
-        return float((self.a * self.A * (self.p_max - self.p_min) * 0.5 * self.noise_scale) ** 2 / 2.0)
+        amp = self.a * self.A * (self.p_max - self.p_min) * 0.5 * self.noise_scale
+        return float(amp ** 2 / 2.0)
 
     @property
     def sfreq(self) -> float:
@@ -143,7 +146,8 @@ class JansenRitConfig:
         return int(round(self.transient / self.dt))
 
     def n_steps(self, duration: float) -> tuple[int, int]:
-        """Integration steps and output samples for ``duration`` seconds kept after the transient."""
+        """Integration steps and output samples for ``duration`` seconds kept after the
+        transient."""
         if not duration > 0:
             raise ValueError(f"duration must be > 0 s, got {duration}.")
         n_out = int(round(duration * 1000.0 / self.dt)) // self.decimation
@@ -162,9 +166,10 @@ class JansenRitConfig:
 
     def delays(self, tract_lengths: np.ndarray) -> np.ndarray:
         """Integer delays in steps, ``rint(tract_length / conduction_speed / dt)`` (as TVB)."""
-        return np.rint(np.asarray(tract_lengths, float) / self.conduction_speed / self.dt).astype(np.int64)
+        steps = np.asarray(tract_lengths, float) / self.conduction_speed / self.dt
+        return np.rint(steps).astype(np.int64)
 
-    def replace(self, **changes) -> "JansenRitConfig":
+    def replace(self, **changes) -> JansenRitConfig:
         """A copy with some parameters changed."""
         return dataclasses.replace(self, **changes)
 
@@ -173,7 +178,7 @@ class JansenRitConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "JansenRitConfig":
+    def from_dict(cls, d: dict) -> JansenRitConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:

@@ -117,12 +117,44 @@ def simulate_torch(weights: np.ndarray, tract_lengths: np.ndarray, source_nodes,
     cfg = config or JansenRitConfig()
     check_option("dtype", dtype, ("float32", "float64"))
     tdtype = torch.float32 if dtype == "float32" else torch.float64
+    weights, tract_lengths, source_nodes, stream_ids = _check_network(
+        weights, tract_lengths, source_nodes, stream_ids)
+    n, n_batch = len(weights), len(source_nodes)
+    n_steps, n_out = cfg.n_steps(duration)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here; "
+                         "use device='cpu'.")
+    delays = cfg.delays(tract_lengths)
+    nz = weights != 0
+    horizon = int(delays[nz].max()) + 1 if nz.any() else 1
+    hist = _history(initial_history, horizon, n, n_batch, seed, stream_ids)
+    net = _JansenRitBatch(cfg, weights, delays, source_nodes, hist, tdtype, dev)
+    noise = _Noise(cfg, seed, stream_ids, n, noise_block, n_steps, tdtype, dev)
+    logger.debug("torch JR: batch %d, %d nodes, %d connections, %d steps, horizon %d, "
+                 "coupling %.4g", n_batch, n, net.n_connections, n_steps, horizon, net.c_a)
+    threads_before = torch.get_num_threads()
+    if dev.type == "cpu" and n_threads is None and n * n_batch < 65536:
+        n_threads = 1
+    if dev.type == "cpu" and n_threads:
+        torch.set_num_threads(int(n_threads))
+    try:
+        out = _integrate(net, noise, cfg, n_steps, n_out, progress)
+    finally:
+        if dev.type == "cpu" and n_threads:
+            torch.set_num_threads(threads_before)
+    result = out.permute(2, 0, 1).cpu().numpy()
+    return result if dtype == "float64" else result.astype(np.float32, copy=False)
+
+
+def _check_network(weights, tract_lengths, source_nodes, stream_ids):
+    """The network's arrays as float64 / int64, checked for shape and range."""
     weights = np.asarray(weights, dtype=np.float64)
     tract_lengths = np.asarray(tract_lengths, dtype=np.float64)
     n = len(weights)
     if weights.shape != (n, n) or tract_lengths.shape != (n, n):
-        raise ValueError(f"weights {weights.shape} and tract_lengths {tract_lengths.shape} must both "
-                         "be square (n_nodes, n_nodes).")
+        raise ValueError(f"weights {weights.shape} and tract_lengths {tract_lengths.shape} must "
+                         "both be square (n_nodes, n_nodes).")
     source_nodes = np.atleast_1d(np.asarray(source_nodes, dtype=np.int64))
     if source_nodes.ndim != 1 or len(source_nodes) == 0:
         raise ValueError("source_nodes must be a non-empty 1-D sequence of node indices.")
@@ -132,145 +164,188 @@ def simulate_torch(weights: np.ndarray, tract_lengths: np.ndarray, source_nodes,
     stream_ids = source_nodes if stream_ids is None else np.asarray(stream_ids, dtype=np.int64)
     if stream_ids.shape != (n_batch,):
         raise ValueError(f"stream_ids must have length {n_batch}, got shape {stream_ids.shape}.")
-    n_steps, n_out = cfg.n_steps(duration)
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available here; "
-                         "use device='cpu'.")
+    return weights, tract_lengths, source_nodes, stream_ids
 
-    delays = cfg.delays(tract_lengths)
-    nz = weights != 0
-    horizon = int(delays[nz].max()) + 1 if nz.any() else 1
-    crow, src, dly, w = _incoming_csr(weights, delays)
-    c_a = cfg.coupling_strength(weights)
 
-    # ---------------------------------------------------------------- initial history
+def _history(initial_history, horizon: int, n: int, n_batch: int, seed: int, stream_ids):
+    """The last ``horizon`` steps of the initial history, shape (n_batch, horizon, 6, n)."""
     if initial_history is None:
-        hist = np.stack([random_initial_history(horizon, n, seed, s) for s in stream_ids])
-    else:
-        hist = np.asarray(initial_history, dtype=np.float64)
-        if hist.ndim == 3:
-            hist = np.broadcast_to(hist, (n_batch,) + hist.shape)
-        if hist.ndim != 4 or hist.shape[0] != n_batch or hist.shape[2:] != (6, n):
-            raise ValueError(f"initial_history must have shape (n_hist, 6, {n}) or "
-                             f"({n_batch}, n_hist, 6, {n}), got {np.shape(initial_history)}.")
-        if hist.shape[1] < horizon:
-            raise ValueError(f"initial_history has {hist.shape[1]} steps but the largest delay "
-                             f"needs {horizon} (max delay + 1).")
-        hist = hist[:, -horizon:]
+        return np.stack([random_initial_history(horizon, n, seed, s) for s in stream_ids])
+    hist = np.asarray(initial_history, dtype=np.float64)
+    if hist.ndim == 3:
+        hist = np.broadcast_to(hist, (n_batch,) + hist.shape)
+    if hist.ndim != 4 or hist.shape[0] != n_batch or hist.shape[2:] != (6, n):
+        raise ValueError(f"initial_history must have shape (n_hist, 6, {n}) or "
+                         f"({n_batch}, n_hist, 6, {n}), got {np.shape(initial_history)}.")
+    if hist.shape[1] < horizon:
+        raise ValueError(f"initial_history has {hist.shape[1]} steps but the largest delay "
+                         f"needs {horizon} (max delay + 1).")
+    return hist[:, -horizon:]
 
-    # Layout: node first, batch last, so that gathering a delayed value for every connection
-    # reads a contiguous run of n_batch numbers.
-    def T(x):
-        return torch.tensor(np.asarray(x), dtype=tdtype, device=dev)
 
-    # The buffer holds sigma_j(t) = sigmoid(coupling_r (v_j(t) - midpoint)); the coupling is
-    # c_i = a [cmin sum_j w_ij + (cmax - cmin) sum_j w_ij sigma_j(t - 1 - d_ij)], i.e. TVB's
-    # SigmoidalJansenRit with the affine part folded into the weights.
-    def coupling_arg(v):
-        return (v - cfg.midpoint) * cfg.coupling_r
+class _JansenRitBatch:
+    """The state, the delayed-coupling buffer and the right-hand side of a batch of networks.
 
-    # circular buffer: rows (step % horizon) * n + node hold sigma(v(step)) of every batch
-    sbuf = torch.empty((horizon * n, n_batch), dtype=tdtype, device=dev)
-    v_hist = T((hist[:, :, 1] - hist[:, :, 2]).transpose(1, 2, 0))  # (horizon, n, batch)
-    for m in range(horizon):
-        row = (-m) % horizon
-        sbuf[row * n:(row + 1) * n] = torch.sigmoid(coupling_arg(v_hist[horizon - 1 - m]))
-    Y = T(hist[:, -1].transpose(1, 2, 0)).contiguous()  # state (6, n, batch)
+    Layout: node first, batch last, so that gathering a delayed value for every connection
+    reads a contiguous run of n_batch numbers.
+    """
 
-    # gather rows for every step residue: idx_table[step % horizon][k] is the buffer row of
-    # sigma_src[k](step - 1 - dly[k]); (horizon, nnz) int64, 36 MB for connectivity_998
-    steps = np.arange(horizon)[:, None]
-    idx_table = torch.as_tensor(((steps - 1 - dly[None, :]) % horizon) * n + src[None, :],
-                                device=dev)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        R = torch.sparse_csr_tensor(torch.as_tensor(crow, device=dev),
-                                    torch.arange(len(src), device=dev),
-                                    T(w * c_a * (cfg.cmax - cfg.cmin)), size=(n, len(src)))
-    c_const = T((weights.sum(1) * c_a * cfg.cmin + cfg.mu)[:, None])  # (n, 1), + mu (see F4)
+    def __init__(self, cfg: JansenRitConfig, weights, delays, source_nodes, hist, tdtype, dev):
+        import torch
 
-    A = np.full((n, n_batch), cfg.A)
-    has_src = np.flatnonzero(source_nodes >= 0)
-    A[source_nodes[has_src], has_src] = cfg.A_source
-    Aa = T(A * cfg.a)
-    a, b, dt = cfg.a, cfg.b, cfg.dt
-    two_nu = 2.0 * cfg.nu_max
-    # JR as dY = L Y + F(Y): L is the linear part, F the sigmoid terms of rows 3, 4, 5, whose
-    # arguments are P Y + q (rows: r (y1 - y2 - v0), r (a1 J y0 - v0), r (a3 J y0 - v0)).
-    L = np.zeros((6, 6))
-    L[0, 3] = L[1, 4] = L[2, 5] = 1.0
-    L[3, 3], L[3, 0] = -2 * a, -a * a
-    L[4, 4], L[4, 1] = -2 * a, -a * a
-    L[5, 5], L[5, 2] = -2 * b, -b * b
-    P = np.zeros((3, 6))
-    P[0, 1], P[0, 2] = cfg.r, -cfg.r
-    P[1, 0] = cfg.r * cfg.a_1 * cfg.J
-    P[2, 0] = cfg.r * cfg.a_3 * cfg.J
-    L_t, P_t, q_t = T(L), T(P), T(np.full((3, 1), -cfg.r * cfg.v0))
-    Aa2nu = Aa * two_nu
-    k4 = cfg.a_2 * cfg.J * two_nu
-    k5 = cfg.B * cfg.b * cfg.a_4 * cfg.J * two_nu
-    nb = n * n_batch
+        self.cfg, self.tdtype, self.dev = cfg, tdtype, dev
+        n, n_batch, horizon = len(weights), len(source_nodes), hist.shape[1]
+        self.n, self.n_batch, self.horizon = n, n_batch, horizon
+        crow, src, dly, w = _incoming_csr(weights, delays)
+        self.n_connections = len(src)
+        self.c_a = c_a = cfg.coupling_strength(weights)
+        # The buffer holds sigma_j(t) = sigmoid(coupling_r (v_j(t) - midpoint)); the coupling
+        # is c_i = a [cmin sum_j w_ij + (cmax - cmin) sum_j w_ij sigma_j(t - 1 - d_ij)], i.e.
+        # TVB's SigmoidalJansenRit with the affine part folded into the weights.
+        # circular buffer: rows (step % horizon) * n + node hold sigma(v(step)) of every batch
+        self.sbuf = torch.empty((horizon * n, n_batch), dtype=tdtype, device=dev)
+        v_hist = self.T((hist[:, :, 1] - hist[:, :, 2]).transpose(1, 2, 0))  # (horizon, n, b)
+        for m in range(horizon):
+            row = (-m) % horizon
+            self.sbuf[row * n:(row + 1) * n] = torch.sigmoid(
+                self.coupling_arg(v_hist[horizon - 1 - m]))
+        self.Y = self.T(hist[:, -1].transpose(1, 2, 0)).contiguous()  # state (6, n, batch)
+        # gather rows for every step residue: idx_table[step % horizon][k] is the buffer row of
+        # sigma_src[k](step - 1 - dly[k]); (horizon, nnz) int64, 36 MB for connectivity_998
+        steps = np.arange(horizon)[:, None]
+        self.idx_table = torch.as_tensor(((steps - 1 - dly[None, :]) % horizon) * n
+                                         + src[None, :], device=dev)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            self.R = torch.sparse_csr_tensor(torch.as_tensor(crow, device=dev),
+                                             torch.arange(len(src), device=dev),
+                                             self.T(w * c_a * (cfg.cmax - cfg.cmin)),
+                                             size=(n, len(src)))
+        # (n, 1), + mu (see F4)
+        self.c_const = self.T((weights.sum(1) * c_a * cfg.cmin + cfg.mu)[:, None])
+        self.gathered = torch.empty((len(src), n_batch), dtype=tdtype, device=dev)
+        self._linear_part(source_nodes)
 
-    def dfun(Yk, c):
-        flat = Yk.view(6, nb)
-        s = torch.sigmoid(torch.addmm(q_t, P_t, flat)).view(3, n, n_batch)
-        d = torch.mm(L_t, flat).view(6, n, n_batch)
-        d[3].addcmul_(Aa2nu, s[0])
-        d[4].addcmul_(Aa, torch.add(c, s[1], alpha=k4))  # c already holds mu
-        d[5].add_(s[2], alpha=k5)
+    def T(self, x):
+        import torch
+
+        return torch.tensor(np.asarray(x), dtype=self.tdtype, device=self.dev)
+
+    def coupling_arg(self, v):
+        return (v - self.cfg.midpoint) * self.cfg.coupling_r
+
+    def _linear_part(self, source_nodes) -> None:
+        """JR as dY = L Y + F(Y): L is the linear part, F the sigmoid terms of rows 3, 4, 5,
+        whose arguments are P Y + q (rows: r (y1 - y2 - v0), r (a1 J y0 - v0),
+        r (a3 J y0 - v0))."""
+        cfg, n, n_batch = self.cfg, self.n, self.n_batch
+        A = np.full((n, n_batch), cfg.A)
+        has_src = np.flatnonzero(source_nodes >= 0)
+        A[source_nodes[has_src], has_src] = cfg.A_source
+        self.Aa = self.T(A * cfg.a)
+        a, b = cfg.a, cfg.b
+        two_nu = 2.0 * cfg.nu_max
+        L = np.zeros((6, 6))
+        L[0, 3] = L[1, 4] = L[2, 5] = 1.0
+        L[3, 3], L[3, 0] = -2 * a, -a * a
+        L[4, 4], L[4, 1] = -2 * a, -a * a
+        L[5, 5], L[5, 2] = -2 * b, -b * b
+        P = np.zeros((3, 6))
+        P[0, 1], P[0, 2] = cfg.r, -cfg.r
+        P[1, 0] = cfg.r * cfg.a_1 * cfg.J
+        P[2, 0] = cfg.r * cfg.a_3 * cfg.J
+        self.L_t, self.P_t = self.T(L), self.T(P)
+        self.q_t = self.T(np.full((3, 1), -cfg.r * cfg.v0))
+        self.Aa2nu = self.Aa * two_nu
+        self.k4 = cfg.a_2 * cfg.J * two_nu
+        self.k5 = cfg.B * cfg.b * cfg.a_4 * cfg.J * two_nu
+
+    def coupling(self, step: int):
+        """Delayed coupling (+ mu): c_i = a sum_j w_ij S_j(step - 1 - d_ij) + mu."""
+        import torch
+
+        torch.index_select(self.sbuf, 0, self.idx_table[step % self.horizon], out=self.gathered)
+        return (self.R @ self.gathered).add_(self.c_const)
+
+    def dfun(self, Yk, c):
+        """The Jansen-Rit right-hand side ``L Y + F(Y)`` with coupling ``c`` (holds mu)."""
+        import torch
+
+        n, n_batch = self.n, self.n_batch
+        flat = Yk.view(6, n * n_batch)
+        s = torch.sigmoid(torch.addmm(self.q_t, self.P_t, flat)).view(3, n, n_batch)
+        d = torch.mm(self.L_t, flat).view(6, n, n_batch)
+        d[3].addcmul_(self.Aa2nu, s[0])
+        d[4].addcmul_(self.Aa, torch.add(c, s[1], alpha=self.k4))  # c already holds mu
+        d[5].add_(s[2], alpha=self.k5)
         return d
 
-    gens = None
-    noise_amp = math.sqrt(2.0 * cfg.nsig * dt)
-    if cfg.noise:
-        gens = [torch.Generator(device=dev).manual_seed(stream_seed(seed, s)) for s in stream_ids]
-    noise_buf = None
-    gathered = torch.empty((len(src), n_batch), dtype=tdtype, device=dev)
+    def store(self, step: int, v) -> None:
+        """Keep sigma(v(step)) in the circular buffer."""
+        import torch
 
-    out = torch.empty((n_out, n, n_batch), dtype=tdtype, device=dev)
+        row = step % self.horizon
+        torch.sigmoid(self.coupling_arg(v), out=self.sbuf[row * self.n:(row + 1) * self.n])
+
+
+class _Noise:
+    """The stochastic term: each batch element draws from its own stream, in blocks of steps."""
+
+    def __init__(self, cfg: JansenRitConfig, seed, stream_ids, n, noise_block, n_steps, tdtype,
+                 dev):
+        import torch
+
+        self.gens = None
+        if cfg.noise:
+            self.gens = [torch.Generator(device=dev).manual_seed(stream_seed(seed, s))
+                         for s in stream_ids]
+        self.amp = math.sqrt(2.0 * cfg.nsig * cfg.dt)
+        self.n, self.block, self.n_steps = n, noise_block, n_steps
+        self.tdtype, self.dev = tdtype, dev
+        self.buf = None
+
+    def draw(self, step: int):
+        """The noise of ``step`` (n, n_batch), or None without noise."""
+        import torch
+
+        if self.gens is None:
+            return None
+        k = (step - 1) % self.block
+        if k == 0:
+            blk = min(self.block, self.n_steps - step + 1)
+            # each batch element draws from its own stream: (blk, n) per element
+            self.buf = torch.stack([torch.randn((blk, self.n), generator=g, device=self.dev,
+                                                dtype=self.tdtype) for g in self.gens], -1)
+            self.buf *= self.amp
+        return self.buf[k]
+
+
+def _integrate(net: _JansenRitBatch, noise: _Noise, cfg: JansenRitConfig, n_steps: int,
+               n_out: int, progress):
+    """Stochastic Heun steps 1..n_steps; the decimated ``y1 - y2`` (n_out, n, n_batch)."""
+    import torch
+
+    dt, Y = cfg.dt, net.Y
+    out = torch.empty((n_out, net.n, net.n_batch), dtype=net.tdtype, device=net.dev)
     first = cfg.transient_steps + 1
-    logger.debug("torch JR: batch %d, %d nodes, %d connections, %d steps, horizon %d, "
-                 "coupling %.4g", n_batch, n, len(src), n_steps, horizon, c_a)
-    threads_before = torch.get_num_threads()
-    if dev.type == "cpu" and n_threads is None and n * n_batch < 65536:
-        n_threads = 1
-    if dev.type == "cpu" and n_threads:
-        torch.set_num_threads(int(n_threads))
-    try:
-        with torch.no_grad():
-            for step in range(1, n_steps + 1):
-                # delayed coupling (+ mu): c_i = a sum_j w_ij S_j(step - 1 - d_ij) + mu
-                torch.index_select(sbuf, 0, idx_table[step % horizon], out=gathered)
-                c = (R @ gathered).add_(c_const)
-                k1 = dfun(Y, c)
-                inter = torch.add(Y, k1, alpha=dt)
-                if gens is not None:
-                    k = (step - 1) % noise_block
-                    if k == 0:
-                        blk = min(noise_block, n_steps - step + 1)
-                        # each batch element draws from its own stream: (blk, n) per element
-                        noise_buf = torch.stack([torch.randn((blk, n), generator=g, device=dev,
-                                                             dtype=tdtype) for g in gens], -1)
-                        noise_buf *= noise_amp
-                    eta = noise_buf[k]
-                    inter[4] += eta
-                k1 += dfun(inter, c)
-                Y.add_(k1, alpha=0.5 * dt)
-                if gens is not None:
-                    Y[4] += eta
-                v = Y[1] - Y[2]
-                row = step % horizon
-                torch.sigmoid(coupling_arg(v), out=sbuf[row * n:(row + 1) * n])
-                if step >= first and (step - first) % cfg.decimation == 0:
-                    out[(step - first) // cfg.decimation] = v
-                if progress is not None and step % 500 == 0:
-                    progress(500)
-            if progress is not None and n_steps % 500:
-                progress(n_steps % 500)
-    finally:
-        if dev.type == "cpu" and n_threads:
-            torch.set_num_threads(threads_before)
-    result = out.permute(2, 0, 1).cpu().numpy()
-    return result if dtype == "float64" else result.astype(np.float32, copy=False)
+    with torch.no_grad():
+        for step in range(1, n_steps + 1):
+            c = net.coupling(step)
+            k1 = net.dfun(Y, c)
+            inter = torch.add(Y, k1, alpha=dt)
+            eta = noise.draw(step)
+            if eta is not None:
+                inter[4] += eta
+            k1 += net.dfun(inter, c)
+            Y.add_(k1, alpha=0.5 * dt)
+            if eta is not None:
+                Y[4] += eta
+            v = Y[1] - Y[2]
+            net.store(step, v)
+            if step >= first and (step - first) % cfg.decimation == 0:
+                out[(step - first) // cfg.decimation] = v
+            if progress is not None and step % 500 == 0:
+                progress(500)
+        if progress is not None and n_steps % 500:
+            progress(n_steps % 500)
+    return out

@@ -1,9 +1,9 @@
 """The reference backend: the same configuration run through tvb-library (optional extra ``[tvb]``).
 
 This is what the seed did (``forward/generate_tvb_data.py``): one TVB ``Simulator`` per source
-region with ``JansenRit``, ``SigmoidalJansenRit`` coupling, ``HeunStochastic`` with additive noise on
-``y4`` and a ``Raw`` monitor. It is slow (tens of ms per step for ~1000 nodes) and serves as the
-reference for the torch backend's parity tests and benchmark.
+region with ``JansenRit``, ``SigmoidalJansenRit`` coupling, ``HeunStochastic`` with additive
+noise on ``y4`` and a ``Raw`` monitor. It is slow (tens of ms per step for ~1000 nodes) and
+serves as the reference for the torch backend's parity tests and benchmark.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def simulate_tvb(weights: np.ndarray, tract_lengths: np.ndarray, source_nodes, *
 
     Same parameters and output as :func:`lightbunny.simulate.torch_backend.simulate_torch`
     (``device`` and ``noise_block`` are accepted and ignored: TVB runs float64 on the CPU;
-    ``dtype`` only sets the output type). The noise differs from the torch backend's (TVB draws from its own
-    ``RandomState``, seeded from ``(seed, stream_id)``); the initial history is the same.
+    ``dtype`` only sets the output type). The noise differs from the torch backend's (TVB draws
+    from its own ``RandomState``, seeded from ``(seed, stream_id)``); the initial history is the
+    same.
 
     Returns
     -------
