@@ -15,7 +15,7 @@ The steps, each a public function:
 4. :func:`prepare_recording` runs all of it and then filters (optional), resamples to the model's
    rate, re-references to the average, and optionally averages epochs around events. It returns
    a :class:`PreparedEEG` whose ``eeg`` (n_times, n_chans, V) is what a model is applied to. The
-   per-window scaling of training (:func:`lightbunny.dataset.normalise_eeg`) is applied by the
+   per-window scaling of training (:func:`lightbunny.inference.normalise_eeg`) is applied by the
    inference code (:mod:`lightbunny.apply`), window by window, as in training.
 
 Every problem with the input is a ``ValueError`` (or ``FileNotFoundError``) whose message says

@@ -31,18 +31,17 @@ n_times, n_sources)`` built directly on ``device``; an optional plain-dict
 numpy array.
 
 Checkpoints are plain dicts of tensors, numbers, strings, lists and dicts, loaded with
-``torch.load(..., weights_only=True)``: loading one never runs code.
+``torch.load(..., weights_only=True)``: loading one never runs code. Reading them
+(:func:`load_checkpoint`, :func:`load_model`, :func:`check_meta`) lives in
+:mod:`lightbunny.inference`, which needs nothing from training; the names are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import math
-import pickle
 import time
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,11 +51,11 @@ import torch
 import torch.nn.functional as F
 
 from ._logging import logger
+from .inference import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _plain, check_meta,
+                        load_checkpoint, load_model)
 from .losses import SAMPLE_LOSSES, cosine_loss
-from .utils import _json_default, atomic_path, check_option, versions, write_json
+from .utils import atomic_path, check_option, versions, write_json
 
-CHECKPOINT_FORMAT = "lightbunny-checkpoint"
-CHECKPOINT_VERSION = 1
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 HISTORY_JSON = "history.json"
@@ -83,8 +82,6 @@ TRAIN_RECIPES = {
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "bf16", "off")
 
-_REQUIRED_KEYS = ("format", "format_version", "model_name", "model_config", "model_state",
-                  "epoch", "meta")
 # run settings that must not change when a run is resumed, or the result would differ
 _RESUME_FIXED = ("seed", "batch_size", "loss", "n_train")
 # recipe settings checked on resume when the checkpoint records them (newer checkpoints)
@@ -150,11 +147,6 @@ def _autocast(enabled: bool, device: torch.device):
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def _plain(obj):
-    """``obj`` as plain JSON types (dict/list/str/number/bool/None), so weights_only can load it."""
-    return json.loads(json.dumps(obj, default=_json_default, allow_nan=True))
 
 
 def _epoch_order(n_items: int, seed: int, epoch: int) -> np.ndarray:
@@ -797,150 +789,7 @@ def plot_history(history: list, path) -> Path:
     return path
 
 
-# ----------------------------------------------------------------------------- checkpoints
-def load_checkpoint(path, expected_meta: dict | None = None,
-                    map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`train`, safely (``weights_only=True``).
-
-    Parameters
-    ----------
-    path : path
-        A ``last.pt`` or ``best.pt`` file.
-    expected_meta : dict or None
-        Entries the checkpoint's ``meta`` must match, e.g. ``{'atlas': 'tvb76', 'ch_names':
-        [...]}`` from the data the model is about to be applied to. A key missing from the
-        checkpoint or a different value is a ValueError naming both.
-    map_location : str or torch.device
-        Where tensors are loaded.
-
-    Returns
-    -------
-    dict
-        ``model_name``, ``model_config``, ``model_state``, ``epoch``, ``metrics``,
-        ``history``, ``meta``, ... (``optimizer_state`` and ``rng`` in ``last.pt`` only).
-
-    Raises
-    ------
-    FileNotFoundError
-        No file at ``path``.
-    ValueError
-        Corrupt, truncated or foreign file, or ``meta`` not matching ``expected_meta``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one has no index
-        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated file? it is "
-                         f"not a complete torch archive, {path.stat().st_size} bytes). Use "
-                         f"another checkpoint, e.g. best.pt or last.pt of the same run, or retrain.")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        detail = next((line.strip() for line in str(err).splitlines() if "Unsupported" in line),
-                      _first_line(err))
-        raise ValueError(f"{path} holds objects other than tensors and plain containers, so it "
-                         f"is not loaded (loading it could run code). It was not written by "
-                         f"lightbunny.train. Detail: {detail}") from None
-    except Exception as err:  # zip/EOF/runtime errors from a damaged file
-        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated file? "
-                         f"{type(err).__name__}: {_first_line(err)}). Use another checkpoint, "
-                         f"e.g. best.pt or last.pt of the same run, or retrain.") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a LightBunny checkpoint (no format marker "
-                         f"{CHECKPOINT_FORMAT!r}).")
-    if ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise ValueError(f"{path} has checkpoint format version {ckpt['format_version']}; this "
-                         f"lightbunny reads up to {CHECKPOINT_VERSION}. Upgrade lightbunny.")
-    missing = [k for k in _REQUIRED_KEYS if k not in ckpt]
-    if missing:
-        raise ValueError(f"{path} is an incomplete checkpoint: missing {', '.join(missing)}.")
-    if expected_meta:
-        check_meta(ckpt["meta"], expected_meta, source=str(path))
-    return ckpt
-
-
-def load_model(path, expected_meta: dict | None = None, device: str | torch.device = "cpu"):
-    """Rebuild the network stored in a checkpoint, load its weights, and return it in eval mode.
-
-    Returns
-    -------
-    model : SourceNet
-    checkpoint : dict
-        As returned by :func:`load_checkpoint`.
-    """
-    from .models import model_from_config
-
-    device = resolve_device(device)
-    ckpt = load_checkpoint(path, expected_meta=expected_meta, map_location=device)
-    model = model_from_config(ckpt["model_name"], ckpt["model_config"])
-    try:
-        model.load_state_dict(ckpt["model_state"])
-    except RuntimeError as err:
-        raise ValueError(f"weights in {path} do not fit model {ckpt['model_name']!r} with config "
-                         f"{ckpt['model_config']}: {_first_line(err)}") from None
-    return model.to(device).eval(), ckpt
-
-
-def check_meta(saved: dict, expected: dict, source: str = "checkpoint") -> None:
-    """Raise a ValueError if ``saved`` differs from ``expected`` on any key of ``expected``.
-
-    Channel lists (``ch_names``) are compared in order and the message names the channels
-    missing, extra or reordered; other values are compared as plain JSON values.
-
-    Examples
-    --------
-    >>> check_meta({"atlas": "tvb76"}, {"atlas": "tvb76"})
-    >>> check_meta({"atlas": "tvb76"}, {"atlas": "fsaverage994"})
-    Traceback (most recent call last):
-    ...
-    ValueError: checkpoint was trained with atlas 'tvb76', but the data use atlas 'fsaverage994'. Use a model trained on this atlas and channel set, or retrain.
-    """
-    saved = saved or {}
-    expected = _plain(expected)
-    problems = []
-    for key, want in expected.items():
-        if key not in saved:
-            problems.append(f"it does not record {key!r} (expected {_short(want)})")
-            continue
-        have = saved[key]
-        if have == want:
-            continue
-        if key == "ch_names" and isinstance(have, list) and isinstance(want, list):
-            problems.append(_channel_difference(have, want))
-        else:
-            problems.append(f"{key} {_short(have)}, but the data use {key} {_short(want)}")
-    if problems:
-        raise ValueError(f"{source} was trained with " + "; ".join(problems)
-                         + ". Use a model trained on this atlas and channel set, or retrain.")
-
-
-def _channel_difference(have: list, want: list) -> str:
-    missing = [c for c in have if c not in want]
-    extra = [c for c in want if c not in have]
-    msg = f"{len(have)} channels, but the data have {len(want)}"
-    if missing:
-        msg += f"; channels of the model absent from the data: {_short(missing)}"
-    if extra:
-        msg += f"; channels of the data unknown to the model: {_short(extra)}"
-    if not missing and not extra:
-        first = next(i for i, (a, b) in enumerate(zip(have, want)) if a != b)
-        msg = (f"the same {len(have)} channels in another order (first difference at "
-               f"position {first}: {have[first]!r} vs {want[first]!r}; reorder the data's "
-               f"channels to the model's)")
-    return msg
-
-
-def _short(value, limit: int = 8) -> str:
-    if isinstance(value, list) and len(value) > limit:
-        return repr(value[:limit])[:-1] + f", ... ({len(value)} in all)]"
-    return repr(value)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
 __all__ = ["train", "evaluate_loss", "dataset_meta", "load_checkpoint", "load_model", "check_meta",
            "plot_history", "resolve_device", "TrainResult", "NonFiniteLossError", "LOSSES",
+           "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
            "ALL_LOSSES", "DEFAULT_RECIPE", "TRAIN_RECIPES", "LR_SCHEDULES", "lr_at", "resolve_recipe"]

@@ -46,3 +46,13 @@ def test_old_checkpoint_applies_identically(saved):
     np.testing.assert_allclose(model.apply(saved["eeg"]), saved["apply_output"], rtol=0,
                                atol=1e-6)
     np.testing.assert_array_equal(model.apply(saved["eeg"]), saved["apply_output"])
+
+
+def test_old_checkpoint_predicts_identically_through_inference_loader(saved):
+    from lightbunny.inference import NORMALISATION, checkpoint_normalisation, load_model, normalise_eeg
+
+    net, ckpt = load_model(CKPT)
+    assert checkpoint_normalisation(ckpt["meta"]) == NORMALISATION  # the old path maps to it
+    with torch.no_grad():
+        out = net(torch.as_tensor(normalise_eeg(saved["windows"]), dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(out, saved["net_output"], rtol=0, atol=1e-6)
