@@ -48,12 +48,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ._logging import logger
 from .inference import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _plain, check_meta,
                         load_checkpoint, load_model)
-from .losses import SAMPLE_LOSSES, cosine_loss
+from .losses import LOSSES, cosine_loss, loss_count, loss_sum
 from .utils import atomic_path, check_option, versions, write_json
 
 LAST_CHECKPOINT = "last.pt"
@@ -62,11 +61,9 @@ HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
 LOSS_CURVE = "loss_curve.png"
 
-#: element-wise losses, called as ``fn(pred, target, reduction='sum')``
-LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}
-#: every loss name :func:`train` accepts: element-wise (:data:`LOSSES`) or per-sample
-#: (:data:`lightbunny.losses.SAMPLE_LOSSES`, averaged over samples)
-ALL_LOSSES = (*LOSSES, *SAMPLE_LOSSES)
+#: every loss name :func:`train` accepts: the names of :data:`lightbunny.losses.LOSSES` (the one
+#: registry, also importable here as ``LOSSES``), element-wise or per-sample
+ALL_LOSSES = tuple(LOSSES)
 LR_SCHEDULES = ("constant", "cosine")
 #: the recipe of :func:`train`, ``lightbunny train`` and the configs when none is named
 DEFAULT_RECIPE = "lightbunny"
@@ -210,12 +207,7 @@ def _loss_parts(pred, target, loss: str, cosine_weight: float):
     The batch loss is ``base_sum / base_count + cosine_weight * cosine_sum / n_items``;
     ``base_count`` counts elements for element-wise losses and samples for per-sample ones.
     """
-    if loss in LOSSES:
-        base = LOSSES[loss](pred, target, reduction="sum")
-        count = target.numel()
-    else:
-        base = SAMPLE_LOSSES[loss](pred, target, reduction="sum")
-        count = target.shape[0]
+    base, count = loss_sum(loss, pred, target)
     cos = cosine_loss(pred, target, reduction="sum") if cosine_weight else None
     return base, count, cos, target.shape[0]
 
@@ -313,7 +305,8 @@ def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str
     ``loss = sum_b sum_elements l(pred, target) / sum_b n_elements(b)``, accumulated in float64
     over batches taken in index order (``0 .. len(dataset) - 1``); a smaller last batch
     therefore weighs by its size, unlike a mean of batch means. Per-sample losses
-    (:data:`lightbunny.losses.SAMPLE_LOSSES`) are averaged over samples the same way, and
+    (:data:`lightbunny.losses.LOSSES` with ``per='sample'``) are averaged over samples the same
+    way, and
     ``cosine_weight`` adds that multiple of the mean per-sample cosine loss.
 
     Returns
@@ -647,7 +640,7 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
             if grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-            weight = target.numel() if loss in LOSSES else target.shape[0]
+            weight = loss_count(loss, target)
             total += batch_loss.detach().double() * weight
             n_elements += weight
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
