@@ -28,7 +28,6 @@ files), a JSON report, and figures.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -41,9 +40,14 @@ import numpy as np
 from ._logging import logger
 from .inference import NORMALISATION, NORMALISATIONS, checkpoint_normalisation, load_model
 from .io import PreparedEEG, _positions, prepare_recording
-from .utils import atomic_path, check_option, read_only, versions, write_json
+from .utils import (atomic_path, check_option, open_h5_format, read_h5_attrs, read_only, versions,
+                    write_h5_attrs, write_json)
 
 SHORT_MODES = ("pad", "error")
+#: HDF5 format of ``sources.h5`` (version 1, lightbunny 0.1: no format marker, each entry of
+#: the meta an attribute of its own, dicts and lists JSON-encoded)
+RESULT_FORMAT = "lightbunny-imaging-result"
+RESULT_FORMAT_VERSION = 2
 #: Files written by :func:`run_apply`, by role.
 OUTPUT_FILES = {"sources_h5": "sources.h5", "sources_csv": "sources.csv",
                 "report": "report.json", "stc": "sources", "power_map": "power_map.png",
@@ -524,8 +528,9 @@ class ImagingResult:
         """Write the outputs into ``out_dir`` (see :data:`OUTPUT_FILES`); returns their paths.
 
         ``sources.h5`` holds ``source`` (n_times, n_sources), ``times`` (s), ``eeg``
-        (n_times, n_chans, V, the model's input) and ``region_power``, with the
-        :meth:`attrs` as JSON attributes; ``sources.csv`` has a ``time_s`` column and one column
+        (n_times, n_chans, V, the model's input) and ``region_power``, with the :meth:`attrs`,
+        ``region_names`` and ``layout`` in its ``meta`` (:func:`lightbunny.utils.write_h5_attrs`;
+        read it with :func:`load_result`); ``sources.csv`` has a ``time_s`` column and one column
         per region. The SourceEstimate and the figures need ``atlas``.
         """
         import h5py
@@ -542,12 +547,10 @@ class ImagingResult:
                 f.create_dataset("times", data=self.times)
                 f.create_dataset("eeg", data=self.prepared.eeg)
                 f.create_dataset("region_power", data=self.region_power())
-                for key, value in attrs.items():
-                    f.attrs[key] = json.dumps(value, default=str) if isinstance(
-                        value, (dict, list)) else value
-                f.attrs["region_names"] = json.dumps(names)
-                f.attrs["layout"] = ("source: (n_times, n_sources); eeg: (n_times, n_chans) V, "
-                                     "average reference; times: s")
+                write_h5_attrs(f, RESULT_FORMAT, RESULT_FORMAT_VERSION, {
+                    **attrs, "region_names": names,
+                    "layout": "source: (n_times, n_sources); eeg: (n_times, n_chans) V, "
+                              "average reference; times: s"})
         paths["sources_h5"] = out / OUTPUT_FILES["sources_h5"]
         with atomic_path(out / OUTPUT_FILES["sources_csv"]) as tmp:
             header = ",".join(["time_s"] + [n.replace(",", "_") for n in names])
@@ -615,6 +618,28 @@ class ImagingResult:
         fig.colorbar(im, ax=ax, shrink=0.8, label=f"EEG, average reference ({unit})")
         ax.set_title(f"input EEG at {self.times[peak]:.3f} s (peak GFP)", fontsize=9)
         return fig
+
+
+def load_result(path) -> dict:
+    """Read a ``sources.h5`` written by :meth:`ImagingResult.save` (any format version).
+
+    Returns
+    -------
+    dict
+        ``source`` (n_times, n_sources), ``times`` (s), ``eeg`` (n_times, n_chans, V),
+        ``region_power`` (n_sources,) and ``meta`` (sfreq, units, model, channels, realignment,
+        region names, ...).
+    """
+    with open_h5_format(path, RESULT_FORMAT, what="imaging result (sources.h5)",
+                        max_version=RESULT_FORMAT_VERSION,
+                        legacy=lambda f: "source" in f and "model" in f.attrs) as f:
+        meta = read_h5_attrs(f, json_keys=_RESULT_JSON_KEYS)
+        return {**{k: f[k][()] for k in ("source", "times", "eeg", "region_power")},
+                "meta": meta}
+
+
+# entries of version 1 files stored as JSON text (the dicts and lists of ImagingResult.attrs)
+_RESULT_JSON_KEYS = ("ch_names", "model", "realignment", "versions", "region_names")
 
 
 def _head_sphere(info):
@@ -734,5 +759,5 @@ def run_apply(recording, out_dir, *, checkpoint=None, method: str | None = None,
     return result
 
 
-__all__ = ["ClassicalModel", "NetworkModel", "ImagingResult", "load_source_model",
+__all__ = ["ClassicalModel", "NetworkModel", "ImagingResult", "load_source_model", "load_result",
            "image_recording", "run_apply", "window_starts", "sliding_windows", "stitch_windows"]
