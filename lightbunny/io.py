@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .leadfield import OLD_NAMES
-from .utils import check_option, read_only
+from .utils import OLD_NAMES, check_option, read_only
 
 #: File endings read, and the MNE reader used for each.
 READERS = {

@@ -60,8 +60,8 @@ import numpy as np
 
 from ._logging import logger
 from .atlas import Atlas, _als_to_ras, _read_zip_txt, _tvb_data_path
-from .utils import (atomic_path, check_option, open_h5_format, read_h5_attrs, read_only,
-                    write_h5_attrs)
+from .utils import (OLD_NAMES, atomic_path, check_option, open_h5_format, read_h5_attrs,
+                    read_only, write_h5_attrs)
 
 #: HDF5 format of :meth:`Leadfield.save` (version 1: lightbunny 0.1, one attribute per
 #: parameter and no format marker; 2: :func:`lightbunny.utils.write_h5_attrs`)
@@ -84,8 +84,6 @@ EXTRA_MONTAGES = {DEFAULT_MONTAGE: "64 channels of the 10-10 system (PhysioNet E
                   "deepsif75": "DeepSIF's 75-channel cap (electrode_75.mat in the data folder)"}
 ORIENTATIONS = ("normal", "free_sum")
 HEAD_MODELS = ("bem", "sphere", "deepsif")
-#: Old 10-20 names and their 10-10 equivalents.
-OLD_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
 TVB_SENSOR_SHIFT_ALS = np.array([-12.7, -0.2, -60.9])
 _VERSION = 2
 #: MNE's 4-shell sphere conductivities (brain, CSF, skull, scalp), S/m.

@@ -14,6 +14,10 @@ from typing import Iterable
 
 import numpy as np
 
+#: Old 10-20 names and their 10-10 equivalents (shared by the leadfield montages and the channel
+#: matching of recordings, :mod:`lightbunny.io`, which need nothing else from each other).
+OLD_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
+
 
 def check_option(name: str, value, allowed: Iterable) -> None:
     """Raise a ValueError naming ``value`` and the allowed options if it is not one of them.
