@@ -32,7 +32,6 @@ Tests build a tiny atlas with :func:`make_synthetic_atlas`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -45,6 +44,7 @@ import numpy as np
 
 from ._logging import logger
 from .utils import check_option, read_only
+from .utils import sha256_file as _sha256
 
 ATLAS_NAMES = ("tvb76", "fsaverage994")
 DATA_DIR_ENV = "LIGHTBUNNY_DATA"
@@ -614,14 +614,6 @@ def resolve_data_dir(data_dir=None) -> Path:
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or Path.home() / ".lightbunny" / "fsaverage994"
     return Path(data_dir).expanduser()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_data_dir(data_dir=None, files=FSAVERAGE994_REQUIRED, verify: bool = False) -> Path:

@@ -21,7 +21,6 @@ code. It holds
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .utils import _json_default, atomic_path, write_json
+from .utils import _json_default, atomic_path, sha256_file, write_json
 
 if TYPE_CHECKING:  # imported where needed: `import lightbunny.apply` does not load torch
     import torch
@@ -366,14 +365,6 @@ def _available() -> str:
     return f"available models in {where}: {', '.join(names)}"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def resolve_checkpoint(name_or_path) -> Path:
     """The checkpoint file of ``name_or_path``: a path if that file exists, else a model name.
 
@@ -392,7 +383,7 @@ def resolve_checkpoint(name_or_path) -> Path:
     file = models_dir() / card.get("checkpoint", f"{name}.pt")
     if not file.is_file():
         raise FileNotFoundError(f"model {name!r}: its checkpoint {file} is missing.")
-    digest = _sha256(file)
+    digest = sha256_file(file)
     if digest != card["checkpoint_sha256"]:
         raise ValueError(f"model {name!r}: {file} has sha256 {digest}, but its card says "
                          f"{card['checkpoint_sha256']}; the file is damaged or was replaced.")
@@ -447,7 +438,7 @@ def export_model(checkpoint, name: str, *, out_dir=None, description: str = "",
             "n_chans": int(ckpt["model_config"].get("n_chans", len(ch_names))),
             "training": _plain(training if training is not None else ckpt.get("run_args", {})),
             "budget": _plain(budget or {}), "benchmark": _plain(benchmark or {}),
-            "limits": limits, "checkpoint": file.name, "checkpoint_sha256": _sha256(file),
+            "limits": limits, "checkpoint": file.name, "checkpoint_sha256": sha256_file(file),
             "model_name": ckpt["model_name"], "normalisation": checkpoint_normalisation(meta),
             "dtype": "float16" if half else "float32"}
     write_json(folder / f"{name}.json", card)

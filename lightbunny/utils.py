@@ -104,6 +104,17 @@ def write_csv(path: str | os.PathLike, rows: list) -> Path:
     return path
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's contents, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _json_default(obj):
     if isinstance(obj, np.generic):
         return obj.item()

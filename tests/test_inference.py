@@ -192,3 +192,17 @@ def test_shipped_models_have_valid_cards(monkeypatch):
     for name in list_models():
         card = model_card(name)
         assert resolve_checkpoint(name).is_file(), card
+
+
+def test_evaluate_and_apply_refuse_an_unknown_normalisation(tmp_path):
+    from lightbunny.apply import load_source_model
+    from lightbunny.evaluate import _learned
+
+    ckpt = torch.load(CKPT, weights_only=True)
+    ckpt["meta"]["preprocessing"]["eeg"] = {"normalisation": "zscore/1"}
+    torch.save(ckpt, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="scaled by 'zscore/1'"):
+        _learned(tmp_path / "other.pt", {"atlas": "synthetic"}, torch.device("cpu"))
+    with pytest.raises(ValueError, match="scaled by 'zscore/1'"):
+        load_source_model(tmp_path / "other.pt")
+    assert _learned(CKPT, {"atlas": "synthetic"}, torch.device("cpu")).kind == "learned"
