@@ -63,10 +63,8 @@ from .atlas import Atlas, _als_to_ras, _read_zip_txt, _tvb_data_path
 from .utils import (OLD_NAMES, atomic_path, check_option, open_h5_format, read_h5_attrs,
                     read_only, write_h5_attrs)
 
-#: HDF5 format of :meth:`Leadfield.save` (version 1: lightbunny 0.1, one attribute per
-#: parameter and no format marker; 2: :func:`lightbunny.utils.write_h5_attrs`)
-LEADFIELD_FORMAT = "lightbunny-leadfield"
-LEADFIELD_FORMAT_VERSION = 2
+#: HDF5 format of :meth:`Leadfield.save` (version 1, lightbunny 0.1: attributes, no marker)
+LEADFIELD_FORMAT, LEADFIELD_FORMAT_VERSION = "lightbunny-leadfield", 2
 
 #: The 64 channels of the PhysioNet EEG Motor Movement/Imagery recordings, in their file order:
 #: the montage of the published LightBunny model (see shared/anatomy/README.md).
@@ -142,9 +140,9 @@ class Leadfield:
         import h5py
 
         path = Path(path)
-        meta = {"ch_names": list(self.ch_names), "atlas_name": self.atlas_name,
-                "montage": self.montage, "head_model": self.head_model,
-                "orientation": self.orientation, "attrs": self.attrs,
+        meta = {"ch_names": list(self.ch_names), "attrs": self.attrs,
+                **{k: getattr(self, k) for k in ("atlas_name", "montage", "head_model",
+                                                 "orientation")},
                 "units": "gain: V/(A*m), unreferenced; ch_pos: mm, atlas frame (RAS)"}
         with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
@@ -157,9 +155,6 @@ class Leadfield:
     def load(cls, path) -> "Leadfield":
         """Read a file written by :meth:`save` (also by lightbunny 0.1, format version 1, which
         stored each parameter as its own attribute and no format marker)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"No leadfield file at {path}")
         with open_h5_format(path, LEADFIELD_FORMAT, what="LightBunny leadfield file",
                             max_version=LEADFIELD_FORMAT_VERSION,
                             legacy=lambda f: "gain" in f and "ch_names" in f.attrs) as f:
