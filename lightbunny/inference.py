@@ -342,9 +342,9 @@ def model_card(name: str) -> dict:
     Raises a ValueError listing the available models when there is no such card, and when the
     card lacks a key or names another model.
     """
-    path = models_dir() / f"{name}.json"
-    if not path.is_file():
+    if name not in list_models():  # also keeps a name like '../x' inside the folder
         raise ValueError(f"no model named {name!r}; {_available()}.")
+    path = models_dir() / f"{name}.json"
     try:
         card = json.loads(path.read_text())
     except (OSError, ValueError) as err:

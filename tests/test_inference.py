@@ -184,6 +184,9 @@ def test_resolve_checkpoint(models, tmp_path):
         model_card("other")
     with pytest.raises(ValueError, match="letters, digits"):
         export_model(CKPT, "../escape")
+    (tmp_path / "outside.json").write_text(json.dumps({**card, "name": "../outside"}))
+    with pytest.raises(ValueError, match="no model named '../outside'"):
+        model_card("../outside")
 
 
 def test_shipped_models_have_valid_cards(monkeypatch):
