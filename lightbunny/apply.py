@@ -7,7 +7,8 @@ and ``apply(eeg)`` mapping EEG of shape (n_times, n_chans) to sources of shape
 * :class:`NetworkModel` wraps a trained network (a checkpoint of :mod:`lightbunny.train`, or any
   torch module mapping (batch, n_times, n_chans) to (batch, n_times, n_sources)). The EEG is cut
   into windows of the network's length ``n_times`` with a configurable overlap; each window is
-  scaled exactly as training samples are (:func:`lightbunny.dataset.normalise_eeg`: average
+  scaled exactly as training samples are (the checkpoint's named normalisation,
+  :data:`lightbunny.inference.NORMALISATIONS`: ``'avgref-centre-maxabs/1'`` is average
   reference, centring in time, division by the maximum absolute value); the network's output is
   multiplied back by that window's divisor (so the windows of one recording share one amplitude
   scale; unit: network output x V), and overlapping windows are averaged (:func:`stitch_windows`).
@@ -27,7 +28,6 @@ files), a JSON report, and figures.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -38,12 +38,16 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
+from .inference import NORMALISATION, NORMALISATIONS, checkpoint_normalisation, load_model
 from .io import PreparedEEG, _positions, prepare_recording
-from .utils import atomic_path, check_option, read_only, versions, write_json
+from .utils import (atomic_path, check_option, open_h5_format, read_h5_attrs, read_only, versions,
+                    write_h5_attrs, write_json)
 
 SHORT_MODES = ("pad", "error")
-#: The scaling of network inputs: the one function the training dataset uses.
-_NORMALISE = "lightbunny.dataset.normalise_eeg"
+#: HDF5 format of ``sources.h5`` (version 1, lightbunny 0.1: no format marker, each entry of
+#: the meta an attribute of its own, dicts and lists JSON-encoded)
+RESULT_FORMAT = "lightbunny-imaging-result"
+RESULT_FORMAT_VERSION = 2
 #: Files written by :func:`run_apply`, by role.
 OUTPUT_FILES = {"sources_h5": "sources.h5", "sources_csv": "sources.csv",
                 "report": "report.json", "stc": "sources", "power_map": "power_map.png",
@@ -107,22 +111,27 @@ def sliding_windows(eeg: np.ndarray, n_window: int, overlap: float = 0.5):
     Returns
     -------
     windows : ndarray, shape (n_windows, n_window, n_chans)
+        A read-only view of the (zero-padded) recording: the windows are not copied.
     starts : ndarray of int, shape (n_windows,)
     """
     eeg = np.asarray(eeg)
     starts = window_starts(len(eeg), n_window, overlap)
     pad = max(0, int(starts[-1]) + n_window - len(eeg))
     padded = np.concatenate([eeg, np.zeros((pad, eeg.shape[1]), eeg.dtype)]) if pad else eeg
-    windows = np.stack([padded[s:s + n_window] for s in starts])
-    return windows, starts
+    # every start is a multiple of the step (window_starts), so the windows are a strided view
+    step = int(starts[1] - starts[0]) if len(starts) > 1 else 1
+    view = np.lib.stride_tricks.sliding_window_view(padded, n_window, axis=0)
+    return np.moveaxis(view[::step][:len(starts)], -1, 1), starts
 
 
-def stitch_windows(outputs: np.ndarray, starts: np.ndarray, n_total: int) -> np.ndarray:
+def stitch_windows(outputs, starts: np.ndarray, n_total: int) -> np.ndarray:
     """Put window outputs back on one time axis, averaging where windows overlap.
 
     Parameters
     ----------
-    outputs : ndarray, shape (n_windows, n_window, n_sources)
+    outputs : ndarray, shape (n_windows, n_window, n_sources), or iterable of such arrays
+        The outputs of all windows, or batches of consecutive windows (in order), consumed one
+        at a time so that only one batch is held besides the result.
     starts : ndarray of int, shape (n_windows,)
     n_total : int
         Samples of the result (padded samples beyond it are discarded).
@@ -136,13 +145,26 @@ def stitch_windows(outputs: np.ndarray, starts: np.ndarray, n_total: int) -> np.
     >>> out = np.stack([np.full((4, 1), 1.0), np.full((4, 1), 3.0)])
     >>> stitch_windows(out, np.array([0, 2]), 6)[:, 0].tolist()
     [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    >>> stitch_windows(iter([out[:1], out[1:]]), np.array([0, 2]), 6)[:, 0].tolist()
+    [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
     """
-    n_window = outputs.shape[1]
-    total = np.zeros((int(starts[-1]) + n_window, outputs.shape[2]))
-    count = np.zeros(len(total))
-    for s, out in zip(starts, outputs):
-        total[s:s + n_window] += out
-        count[s:s + n_window] += 1
+    if isinstance(outputs, np.ndarray):
+        outputs = [outputs]
+    total = count = None
+    k = 0
+    for batch in outputs:
+        batch = np.asarray(batch)
+        if total is None:
+            n_window = batch.shape[1]
+            total = np.zeros((int(starts[-1]) + n_window, batch.shape[2]))
+            count = np.zeros(len(total))
+        for out in batch:
+            s = int(starts[k])
+            total[s:s + n_window] += out
+            count[s:s + n_window] += 1
+            k += 1
+    if k != len(starts):
+        raise ValueError(f"{k} window outputs for {len(starts)} window starts.")
     return total[:n_total] / count[:n_total, None]
 
 
@@ -211,6 +233,8 @@ class NetworkModel:
     device : str
     meta : dict, optional
         The checkpoint's ``meta`` (kept for the report).
+    normalisation : str
+        The name of the input scaling of each window (:data:`lightbunny.inference.NORMALISATIONS`).
     """
 
     kind = "network"
@@ -218,8 +242,10 @@ class NetworkModel:
     def __init__(self, net, *, ch_names, n_times: int, sfreq: float = 500.0, atlas_name: str,
                  name: str = "network", overlap: float = 0.5, short: str = "pad",
                  batch_size: int = 64, device: str = "cpu", meta: dict | None = None,
-                 n_sources: int | None = None):
+                 n_sources: int | None = None, normalisation: str = NORMALISATION):
         check_option("short", short, SHORT_MODES)
+        check_option("normalisation", normalisation, NORMALISATIONS)
+        self.normalisation = normalisation
         window_starts(1, int(n_times), overlap)  # validates both
         self.net = net
         self.ch_names = [str(c) for c in ch_names]
@@ -240,14 +266,13 @@ class NetworkModel:
     def apply_windows(self, windows: np.ndarray) -> np.ndarray:
         """Network output of windows (n_windows, n_times, n_chans), V, rescaled to the input.
 
-        Each window goes through :func:`lightbunny.dataset.normalise_eeg`; the output is
-        multiplied by that window's divisor. Returns (n_windows, n_times, n_sources).
+        Each window is scaled by the model's normalisation (:attr:`normalisation`); the output
+        is multiplied by that window's divisor. Returns (n_windows, n_times, n_sources).
         """
         import torch
 
-        from .dataset import normalise_eeg
-
-        x, scale = normalise_eeg(np.asarray(windows, dtype=np.float64), return_scale=True)
+        normalise = NORMALISATIONS[self.normalisation]
+        x, scale = normalise(np.asarray(windows, dtype=np.float64), return_scale=True)
         outs = []
         self.net.eval()
         with torch.no_grad():
@@ -275,28 +300,18 @@ class NetworkModel:
             if self.short == "error":
                 raise ValueError(msg + ". Use a longer time range, or short='pad'.")
             logger.warning("%s; zero-padded to one window.", msg)
-        # windows are cut and stitched batch by batch, so memory does not grow with the
-        # number of windows (the result is what stitch_windows gives on all of them)
-        n = self.n_times
-        starts = window_starts(len(eeg), n, self.overlap)
-        pad = max(0, int(starts[-1]) + n - len(eeg))
-        padded = np.concatenate([eeg, np.zeros((pad, eeg.shape[1]))]) if pad else eeg
-        total, count = None, np.zeros(len(padded))
-        for i in range(0, len(starts), self.batch_size):
-            batch = starts[i:i + self.batch_size]
-            out = self.apply_windows(np.stack([padded[s:s + n] for s in batch]))
-            if total is None:
-                total = np.zeros((len(padded), out.shape[2]))
-            for s, o in zip(batch, out):
-                total[s:s + n] += o
-                count[s:s + n] += 1
-        return total[:len(eeg)] / count[:len(eeg), None]
+        # the windows are a view and their outputs are stitched batch by batch, so memory
+        # does not grow with the number of windows
+        windows, starts = sliding_windows(eeg, self.n_times, self.overlap)
+        size = self.batch_size
+        outputs = (self.apply_windows(windows[i:i + size]) for i in range(0, len(windows), size))
+        return stitch_windows(outputs, starts, len(eeg))
 
     def describe(self) -> dict:
         cfg = self.net.get_config() if hasattr(self.net, "get_config") else {}
         return {"kind": self.kind, "name": self.name, "config": cfg, "atlas_name": self.atlas_name,
                 "sfreq": self.sfreq, "n_times": self.n_times, "overlap": self.overlap,
-                "short": self.short}
+                "short": self.short, "normalisation": self.normalisation}
 
 
 def load_source_model(checkpoint=None, method: str | None = None, *, atlas=None, montage=None,
@@ -307,9 +322,11 @@ def load_source_model(checkpoint=None, method: str | None = None, *, atlas=None,
 
     Parameters
     ----------
-    checkpoint : path, optional
+    checkpoint : path or str, optional
         A ``best.pt`` / ``last.pt`` of :func:`lightbunny.train.train` (read with
-        ``weights_only=True``). Its ``meta`` gives the channels, atlas and rate.
+        ``weights_only=True``), or the name of a model
+        (:func:`lightbunny.inference.list_models`). Its ``meta`` gives the channels, atlas, rate
+        and input normalisation.
     method : str, optional
         A classical method of :func:`lightbunny.inverse.make_inverse` (``'sLORETA'``, ...).
         Exactly one of ``checkpoint`` and ``method``.
@@ -353,7 +370,6 @@ def load_source_model(checkpoint=None, method: str | None = None, *, atlas=None,
                 else make_leadfield(atlas_obj, data_dir=data_dir)
         solver = make_inverse(method, lf.gain, lf.ch_names, snr=snr)
         return ClassicalModel(solver, atlas_name=lf.atlas_name, sfreq=sfreq, leadfield=lf)
-    from .train import load_model
     from .utils import resolve_device
 
     device = resolve_device(device)
@@ -376,14 +392,15 @@ def load_source_model(checkpoint=None, method: str | None = None, *, atlas=None,
                          f"{len(ch_names)}.")
     if "sfreq" not in prep:
         logger.warning("%s does not record its sampling rate; assuming 500 Hz", checkpoint)
-    scaling = (prep.get("eeg") or {}).get("function", _NORMALISE)
-    if scaling != _NORMALISE:
-        raise ValueError(f"{checkpoint} was trained on EEG scaled by {scaling!r}; this version "
-                         f"applies {_NORMALISE!r} to recordings, so its inputs would differ.")
+    try:
+        normalisation = checkpoint_normalisation(meta)
+    except ValueError as err:
+        raise ValueError(f"{checkpoint}: {err}") from None
     model = NetworkModel(net, ch_names=ch_names, n_times=int(n_times),
                          sfreq=float(prep.get("sfreq", 500.0)), atlas_name=ckpt_atlas,
                          name=ckpt.get("model_name", "network"), overlap=overlap, short=short,
-                         device=device, meta=meta, n_sources=config.get("n_sources"))
+                         device=device, meta=meta, n_sources=config.get("n_sources"),
+                         normalisation=normalisation)
     model.leadfield = positions_lf
     return model
 
@@ -511,8 +528,9 @@ class ImagingResult:
         """Write the outputs into ``out_dir`` (see :data:`OUTPUT_FILES`); returns their paths.
 
         ``sources.h5`` holds ``source`` (n_times, n_sources), ``times`` (s), ``eeg``
-        (n_times, n_chans, V, the model's input) and ``region_power``, with the
-        :meth:`attrs` as JSON attributes; ``sources.csv`` has a ``time_s`` column and one column
+        (n_times, n_chans, V, the model's input) and ``region_power``, with the :meth:`attrs`,
+        ``region_names`` and ``layout`` in its ``meta`` (:func:`lightbunny.utils.write_h5_attrs`;
+        read it with :func:`load_result`); ``sources.csv`` has a ``time_s`` column and one column
         per region. The SourceEstimate and the figures need ``atlas``.
         """
         import h5py
@@ -529,12 +547,10 @@ class ImagingResult:
                 f.create_dataset("times", data=self.times)
                 f.create_dataset("eeg", data=self.prepared.eeg)
                 f.create_dataset("region_power", data=self.region_power())
-                for key, value in attrs.items():
-                    f.attrs[key] = json.dumps(value, default=str) if isinstance(
-                        value, (dict, list)) else value
-                f.attrs["region_names"] = json.dumps(names)
-                f.attrs["layout"] = ("source: (n_times, n_sources); eeg: (n_times, n_chans) V, "
-                                     "average reference; times: s")
+                write_h5_attrs(f, RESULT_FORMAT, RESULT_FORMAT_VERSION, {
+                    **attrs, "region_names": names,
+                    "layout": "source: (n_times, n_sources); eeg: (n_times, n_chans) V, "
+                              "average reference; times: s"})
         paths["sources_h5"] = out / OUTPUT_FILES["sources_h5"]
         with atomic_path(out / OUTPUT_FILES["sources_csv"]) as tmp:
             header = ",".join(["time_s"] + [n.replace(",", "_") for n in names])
@@ -602,6 +618,28 @@ class ImagingResult:
         fig.colorbar(im, ax=ax, shrink=0.8, label=f"EEG, average reference ({unit})")
         ax.set_title(f"input EEG at {self.times[peak]:.3f} s (peak GFP)", fontsize=9)
         return fig
+
+
+def load_result(path) -> dict:
+    """Read a ``sources.h5`` written by :meth:`ImagingResult.save` (any format version).
+
+    Returns
+    -------
+    dict
+        ``source`` (n_times, n_sources), ``times`` (s), ``eeg`` (n_times, n_chans, V),
+        ``region_power`` (n_sources,) and ``meta`` (sfreq, units, model, channels, realignment,
+        region names, ...).
+    """
+    with open_h5_format(path, RESULT_FORMAT, what="imaging result (sources.h5)",
+                        max_version=RESULT_FORMAT_VERSION,
+                        legacy=lambda f: "source" in f and "model" in f.attrs) as f:
+        meta = read_h5_attrs(f, json_keys=_RESULT_JSON_KEYS)
+        return {**{k: f[k][()] for k in ("source", "times", "eeg", "region_power")},
+                "meta": meta}
+
+
+# entries of version 1 files stored as JSON text (the dicts and lists of ImagingResult.attrs)
+_RESULT_JSON_KEYS = ("ch_names", "model", "realignment", "versions", "region_names")
 
 
 def _head_sphere(info):
@@ -721,5 +759,5 @@ def run_apply(recording, out_dir, *, checkpoint=None, method: str | None = None,
     return result
 
 
-__all__ = ["ClassicalModel", "NetworkModel", "ImagingResult", "load_source_model",
+__all__ = ["ClassicalModel", "NetworkModel", "ImagingResult", "load_source_model", "load_result",
            "image_recording", "run_apply", "window_starts", "sliding_windows", "stitch_windows"]

@@ -152,7 +152,8 @@ def _apply_args(p):
                         "--sfreq and --montage or --ch-names) or glob patterns ('seg_*.mat'); "
                         "all are imaged in one process")
     p.add_argument("--checkpoint", action="append", default=[],
-                   help="trained network (best.pt / last.pt); repeat for several")
+                   help="trained network (best.pt / last.pt) or the name of a model "
+                        "(lightbunny models); repeat for several")
     p.add_argument("--method", default=None,
                    help="classical inverse(s), comma-separated: MNE, dSPM, sLORETA, eLORETA, "
                         "LCMV (with several models a comparison page is written per recording)")
@@ -256,7 +257,8 @@ def _evaluate_args(p):
     p.add_argument("--montage", default="standard_1020_64",
                    help="montage of a computed leadfield (name or comma-separated channels)")
     p.add_argument("--checkpoint", action="append", default=[],
-                   help="trained checkpoint to evaluate (repeat for several)")
+                   help="trained checkpoint or model name (lightbunny models) to evaluate "
+                        "(repeat for several)")
     p.add_argument("--methods", default="sloreta,eloreta,mne,dspm",
                    help="classical methods, comma-separated (sloreta, eloreta, mne, dspm, lcmv; "
                         "'none' for checkpoints only)")
@@ -395,7 +397,8 @@ def _benchmark_args(p):
                    help="montage of a computed leadfield (name or comma-separated channels; "
                         "default standard_1020_64)")
     p.add_argument("--checkpoint", action="append", default=[],
-                   help="trained network to score (repeat for several; default none)")
+                   help="trained network or model name (lightbunny models) to score (repeat "
+                        "for several; default none)")
     p.add_argument("--bank", default=None,
                    help="spike bank (.h5) for the neural-mass spike waveforms (default none: "
                         "conditions with spikes are skipped)")
@@ -454,3 +457,26 @@ def _benchmark(args):
         print(f"skipped {name}: {why}")
     print(f"done in {res['timings']['total']:.0f} s; tables: {res['summary_md']}"
           + (f"; report: {res['report']}" if "report" in res else ""))
+
+
+# ------------------------------------------------------------------------------ models
+def _models_args(p):
+    p.add_argument("name", nargs="?", default=None,
+                   help="print this model's card (JSON); without a name, list the models")
+
+
+@command("models", "list the named models (usable as --checkpoint NAME) or print a model card")(
+    _models_args)
+def _models(args):
+    from .inference import list_models, model_card, models_dir
+
+    if args.name is not None:
+        print(json.dumps(model_card(args.name), indent=2))
+        return
+    names = list_models()
+    if not names:
+        print(f"no models in {models_dir()} (set $LIGHTBUNNY_MODELS_DIR to another folder)")
+    for name in names:
+        card = model_card(name)
+        print(f"{name}: {card['atlas']}, {card['n_chans']} channels ({card['montage']}); "
+              f"{card['description']}")

@@ -477,9 +477,9 @@ def _resolve_atlas(atlas, checkpoints, leadfield, data_dir):
     if isinstance(atlas, Atlas):
         return atlas
     if atlas is None and checkpoints:
-        from .train import load_model
+        from .inference import load_checkpoint
 
-        _, ckpt = load_model(checkpoints[0], device="cpu")
+        ckpt = load_checkpoint(checkpoints[0])
         meta = ckpt.get("meta") or {}
         atlas = meta.get("atlas") or (meta.get("preprocessing") or {}).get("atlas_name")
     if atlas is None and leadfield is not None and not isinstance(leadfield, (str, Path)):

@@ -7,13 +7,13 @@ pooch. The names are also importable from :mod:`lightbunny.atlas`, where they li
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 from ._logging import logger
 from .utils import check_option
+from .utils import sha256_file as _sha256
 
 DATA_DIR_ENV = "LIGHTBUNNY_DATA"
 #: Files of the public DeepSIF repository (github.com/bfinl/DeepSIF, Clear BSD licence), each at
@@ -53,14 +53,6 @@ def resolve_data_dir(data_dir=None) -> Path:
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or Path.home() / ".lightbunny" / "fsaverage994"
     return Path(data_dir).expanduser()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_data_dir(data_dir=None, files=FSAVERAGE994_REQUIRED, verify: bool = False) -> Path:

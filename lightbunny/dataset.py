@@ -32,7 +32,8 @@ For sample ``i`` with sources ``k`` (centre ``c_k``, patch regions ``P_k``, deca
    after the same ``ref``, is ``P_signal * 10**(-snr/10)``, per channel
    (``noise_scope="channel"``, as DeepSIF, without its factor 1/2) or over all channels
    (``"global"``); so the realised SNR ``10 log10(||X||^2 / ||N||^2)`` is the requested one;
-5. ``eeg = normalise_eeg(X + N)`` (average reference, centre in time, divide by the maximum
+5. ``eeg = normalise_eeg(X + N)`` (:func:`lightbunny.inference.normalise_eeg`,
+   ``'avgref-centre-maxabs/1'``: average reference, centre in time, divide by the maximum
    absolute value); ``target = J / max|J|``.
 
 ``recipe="seed"`` reproduces the seed's ``dataset.py`` exactly: for each source the whole clip
@@ -68,6 +69,7 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
+from .inference import NORMALISATION, normalise_eeg
 from .utils import check_option, read_only
 
 RECIPES = ("lightbunny", "seed")
@@ -118,59 +120,11 @@ except ImportError:  # pragma: no cover
 # ============================================================================================
 
 
-def _ref_centre(x):
-    """Average reference then centre in time, over the last two axes (..., n_times, n_chans)."""
-    if torch is not None and isinstance(x, torch.Tensor):
-        x = x - x.mean(dim=-1, keepdim=True)
-        return x - x.mean(dim=-2, keepdim=True)
-    x = np.asarray(x)
-    x = x - x.mean(axis=-1, keepdims=True)
-    return x - x.mean(axis=-2, keepdims=True)
-
-
 def _ref_centre_(x):
-    """In-place :func:`_ref_centre` of a tensor the caller owns."""
+    """Average reference then centre in time, in place, of a tensor the caller owns (the first
+    two steps of :func:`lightbunny.inference.normalise_eeg`)."""
     x.sub_(x.mean(dim=-1, keepdim=True))
     return x.sub_(x.mean(dim=-2, keepdim=True))
-
-
-def normalise_eeg(eeg, *, return_scale: bool = False):
-    """The EEG scaling applied to every network input, synthetic or real.
-
-    Average reference (subtract the mean over channels), centre in time (subtract each channel's
-    mean over time), then divide by the maximum absolute value of the sample.
-
-    Parameters
-    ----------
-    eeg : ndarray or torch.Tensor, shape (..., n_times, n_chans)
-        Any unit (V, uV, mV); leading axes are independent samples.
-    return_scale : bool
-        Also return the divisor (in the input's unit), shape (..., 1, 1).
-
-    Returns
-    -------
-    eeg : same type as the input, shape (..., n_times, n_chans)
-        Dimensionless, in [-1, 1] (an all-zero sample stays zero).
-    scale : same type, shape (..., 1, 1)
-        Only with ``return_scale``.
-
-    Examples
-    --------
-    >>> x = np.array([[1.0, 3.0], [3.0, 5.0]])
-    >>> normalise_eeg(x).tolist()
-    [[0.0, 0.0], [0.0, 0.0]]
-    >>> normalise_eeg(np.array([[2.0, 0.0], [0.0, 2.0]])).tolist()
-    [[1.0, -1.0], [-1.0, 1.0]]
-    """
-    x = _ref_centre(eeg)
-    if torch is not None and isinstance(x, torch.Tensor):
-        scale = x.abs().amax(dim=(-2, -1), keepdim=True)
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    else:
-        scale = np.abs(x).max(axis=(-2, -1), keepdims=True)
-        scale = np.where(scale > 0, scale, 1.0)
-    out = x / scale
-    return (out, scale) if return_scale else out
 
 
 def scale_target(target, *, mode: str = "max_abs"):
@@ -636,7 +590,7 @@ class SyntheticEEGDataset(_TorchDataset):
     def preprocessing(self) -> dict:
         """Centring and scaling of EEG and target, as a plain dict (store it with a model)."""
         return {
-            "eeg": {"function": "lightbunny.dataset.normalise_eeg", "reference": "average",
+            "eeg": {"normalisation": NORMALISATION, "reference": "average",
                     "centre": "time", "scale": "max_abs", "per": "sample"},
             "target": {"function": "lightbunny.dataset.scale_target",
                        "scale": "max" if self.recipe == "seed" else "max_abs", "per": "sample",

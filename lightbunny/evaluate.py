@@ -75,9 +75,12 @@ def _classical(name: str, leadfield, snr_db: float) -> _Method:
 def _learned(path, expected_meta: dict, device) -> _Method:
     import torch
 
-    from .train import load_model
+    from .inference import NORMALISATION, checkpoint_normalisation, load_model
 
     model, ckpt = load_model(path, expected_meta=expected_meta, device=device)
+    if checkpoint_normalisation(ckpt["meta"]) != NORMALISATION:  # the test EEG's scaling
+        raise ValueError(f"{path} was trained on EEG scaled otherwise than the test samples "
+                         f"({NORMALISATION!r}).")
     name = f"{ckpt['model_name']}:{Path(path).parent.name or Path(path).stem}"
 
     @torch.no_grad()
@@ -116,9 +119,10 @@ def evaluate(sources, bank, leadfield, atlas, *, out_dir, methods=DEFAULT_METHOD
     out_dir : path
     methods : sequence of str
         Classical methods (:data:`CLASSICAL_METHODS`).
-    checkpoints : sequence of path
-        Trained checkpoints (:func:`lightbunny.train.train`); each must have been trained on
-        this atlas and channel set.
+    checkpoints : sequence of path or str
+        Trained checkpoints (:func:`lightbunny.train.train`) or model names
+        (:func:`lightbunny.inference.list_models`); each must have been trained on this atlas
+        and channel set.
     snrs : sequence of float, dB
         Sensor SNRs; each gets its own pass over the same samples. ``inf`` means no sensor
         noise (the seed's setting); classical methods are then regularised at

@@ -15,7 +15,7 @@ The steps, each a public function:
 4. :func:`prepare_recording` runs all of it and then filters (optional), resamples to the model's
    rate, re-references to the average, and optionally averages epochs around events. It returns
    a :class:`PreparedEEG` whose ``eeg`` (n_times, n_chans, V) is what a model is applied to. The
-   per-window scaling of training (:func:`lightbunny.dataset.normalise_eeg`) is applied by the
+   per-window scaling of training (:func:`lightbunny.inference.normalise_eeg`) is applied by the
    inference code (:mod:`lightbunny.apply`), window by window, as in training.
 
 Steps 2 and 3 live in :mod:`lightbunny.channels` (and the 10-05 positions used for
@@ -52,7 +52,7 @@ from .channels import (  # noqa: F401 (re-exported)
     realign_channels,
 )
 from .montage import channel_montage as _positions  # noqa: F401 (the former private name)
-from .utils import check_option, read_only
+from .utils import OLD_NAMES, check_option, read_only
 
 #: File endings read, and the MNE reader used for each.
 READERS = {

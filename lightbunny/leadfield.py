@@ -62,7 +62,6 @@ from .atlas import Atlas, _als_to_ras, _read_zip_txt, _tvb_data_path
 from .montage import (  # noqa: F401
     DEFAULT_MONTAGE,
     EXTRA_MONTAGES,
-    OLD_NAMES,
     PHYSIONET_64,
     TVB_SENSOR_SHIFT_ALS,
     _canonical,
@@ -75,7 +74,12 @@ from .montage import (  # noqa: F401
     resolve_montage,
     tvb_sensors,
 )
-from .utils import atomic_path, check_option, read_only
+from .utils import (OLD_NAMES,  # noqa: F401 (re-exported)
+                    atomic_path, check_option, open_h5_format, read_h5_attrs,
+                    read_only, write_h5_attrs)
+
+#: HDF5 format of :meth:`Leadfield.save` (version 1, lightbunny 0.1: attributes, no marker)
+LEADFIELD_FORMAT, LEADFIELD_FORMAT_VERSION = "lightbunny-leadfield", 2
 
 ORIENTATIONS = ("normal", "free_sum")
 HEAD_MODELS = ("bem", "sphere", "deepsif")
@@ -131,39 +135,38 @@ class Leadfield:
         return self.gain - self.gain.mean(0, keepdims=True)
 
     def save(self, path) -> Path:
-        """Write an HDF5 file (gain, ch_pos, channel names and all parameters as attributes)."""
+        """Write an HDF5 file: ``gain`` and ``ch_pos`` datasets, everything else in its ``meta``
+        (:func:`lightbunny.utils.write_h5_attrs`, format ``'lightbunny-leadfield'``)."""
         import h5py
 
         path = Path(path)
+        meta = {"ch_names": list(self.ch_names), "attrs": self.attrs,
+                **{k: getattr(self, k) for k in ("atlas_name", "montage", "head_model",
+                                                 "orientation")},
+                "units": "gain: V/(A*m), unreferenced; ch_pos: mm, atlas frame (RAS)"}
         with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
                 f.create_dataset("gain", data=self.gain)
                 f.create_dataset("ch_pos", data=self.ch_pos)
-                f.attrs["ch_names"] = json.dumps(list(self.ch_names))
-                for key in ("atlas_name", "montage", "head_model", "orientation"):
-                    f.attrs[key] = getattr(self, key)
-                f.attrs["attrs"] = json.dumps(self.attrs, default=str)
-                f.attrs["units"] = "gain: V/(A*m), unreferenced; ch_pos: mm, atlas frame (RAS)"
+                write_h5_attrs(f, LEADFIELD_FORMAT, LEADFIELD_FORMAT_VERSION, meta)
         return path
 
     @classmethod
-    def load(cls, path) -> Leadfield:
-        """Read a file written by :meth:`save`."""
-        import h5py
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"No leadfield file at {path}")
-        try:
-            with h5py.File(path, "r") as f:
+    def load(cls, path) -> "Leadfield":
+        """Read a file written by :meth:`save` (also by lightbunny 0.1, format version 1, which
+        stored each parameter as its own attribute and no format marker)."""
+        with open_h5_format(path, LEADFIELD_FORMAT, what="LightBunny leadfield file",
+                            max_version=LEADFIELD_FORMAT_VERSION,
+                            legacy=lambda f: "gain" in f and "ch_names" in f.attrs) as f:
+            try:
+                meta = read_h5_attrs(f, json_keys=("ch_names", "attrs"))
                 return cls(gain=f["gain"][()], ch_pos=f["ch_pos"][()],
-                           ch_names=tuple(json.loads(f.attrs["ch_names"])),
-                           atlas_name=str(f.attrs["atlas_name"]), montage=str(f.attrs["montage"]),
-                           head_model=str(f.attrs["head_model"]),
-                           orientation=str(f.attrs["orientation"]),
-                           attrs=json.loads(f.attrs["attrs"]))
-        except (OSError, KeyError) as err:
-            raise ValueError(f"{path} is not a readable LightBunny leadfield file: {err}") from err
+                           ch_names=tuple(meta["ch_names"]), atlas_name=str(meta["atlas_name"]),
+                           montage=str(meta["montage"]), head_model=str(meta["head_model"]),
+                           orientation=str(meta["orientation"]), attrs=meta["attrs"])
+            except (OSError, KeyError, ValueError) as err:
+                raise ValueError(f"{path} is not a readable LightBunny leadfield file: "
+                                 f"{type(err).__name__}: {err}") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,10 +22,15 @@ map. The losses here are per-sample and scale-aware:
     overall scale, so it cannot be lowered by shrinking the prediction (a correlation-type term
     as in the temporal/spatial PCC metrics of DeepSIF, Sun et al. 2022, PNAS).
 
-:func:`recipe_loss` combines them: ``balanced_mse + cosine_weight * cosine``.
+Every loss :func:`lightbunny.train.train` accepts is in the one registry :data:`LOSSES`:
+element-wise ones (``mse``, ``l1``, ``smooth_l1``: averaged over every element of a batch) and
+per-sample ones (``balanced_mse``, ``cosine``: averaged over the samples). The training recipe
+adds ``cosine_weight`` times the cosine loss to its base loss (``lightbunny.train._batch_loss``).
 """
 
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import torch  # noqa: F401  (used by the doctests)
 import torch.nn.functional as F
@@ -98,15 +103,6 @@ def cosine_loss(pred: Tensor, target: Tensor, reduction: str = "mean") -> Tensor
     return _reduce(1.0 - cos, reduction)
 
 
-def recipe_loss(pred: Tensor, target: Tensor, *, cosine_weight: float = 1.0,
-                reduction: str = "mean") -> Tensor:
-    """``balanced_mse + cosine_weight * cosine_loss``, per sample then reduced."""
-    loss = balanced_mse(pred, target, reduction="none")
-    if cosine_weight:
-        loss = loss + cosine_weight * cosine_loss(pred, target, reduction="none")
-    return _reduce(loss, reduction)
-
-
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return loss.mean()
@@ -117,7 +113,40 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
 
 
-#: per-sample losses, called as ``fn(pred, target, reduction=...)``; averaged over samples
-SAMPLE_LOSSES = {"balanced_mse": balanced_mse, "cosine": cosine_loss}
+class Loss(NamedTuple):
+    """A training loss: ``fn(pred, target, reduction='sum' | 'mean' | ...)`` and what its sum is
+    averaged over, ``'element'`` (every element of the batch) or ``'sample'``."""
 
-__all__ = ["active_regions", "balanced_mse", "cosine_loss", "recipe_loss", "SAMPLE_LOSSES"]
+    fn: Callable
+    per: str
+
+
+#: the one registry of training losses, by name
+LOSSES = {
+    "mse": Loss(F.mse_loss, "element"),
+    "l1": Loss(F.l1_loss, "element"),
+    "smooth_l1": Loss(F.smooth_l1_loss, "element"),
+    "balanced_mse": Loss(balanced_mse, "sample"),
+    "cosine": Loss(cosine_loss, "sample"),
+}
+
+
+def loss_count(name: str, target: Tensor) -> int:
+    """What the summed loss ``name`` of a batch is divided by: its elements or its samples."""
+    return target.numel() if LOSSES[name].per == "element" else target.shape[0]
+
+
+def loss_sum(name: str, pred: Tensor, target: Tensor) -> tuple:
+    """``(sum, count)`` of loss ``name`` over a batch; the batch loss is ``sum / count``.
+
+    Examples
+    --------
+    >>> t = torch.ones(2, 3, 4)
+    >>> [(float(s), c) for s, c in (loss_sum(n, 0 * t, t) for n in ("mse", "balanced_mse"))]
+    [(24.0, 24), (2.0, 2)]
+    """
+    return LOSSES[name].fn(pred, target, reduction="sum"), loss_count(name, target)
+
+
+__all__ = ["active_regions", "balanced_mse", "cosine_loss", "Loss", "LOSSES", "loss_count",
+           "loss_sum"]

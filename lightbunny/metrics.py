@@ -16,21 +16,21 @@ Notation used in the docstrings:
 * :math:`\\mathcal{I}` the *identified* regions of the prediction (:func:`identified_regions`);
 * :math:`D_{ij}` the distance (mm) between regions :math:`i` and :math:`j`.
 
-:func:`sample_metrics` computes all of them for one sample and :class:`MetricAccumulator`
-averages them over samples and batches with running sums and counts (never a mean of means).
+:func:`sample_metrics` computes all of them for one sample; :func:`lightbunny.evaluate.summarise`
+aggregates them over all samples (mean, sd, median and count per method, SNR and metric, never
+a mean of batch means).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ._logging import logger
 
 __all__ = [
-    "MetricAccumulator",
     "identified_regions",
     "localisation_error",
     "nmse",
@@ -629,7 +629,7 @@ def sample_metrics(pred, true, patches: Sequence, centres: Sequence, distances, 
             :math:`|\\mathcal{I}|`.
 
         Values that are undefined for this sample (e.g. the localisation error when nothing
-        is identified) are NaN; :class:`MetricAccumulator` counts them apart.
+        is identified) are NaN; :func:`lightbunny.evaluate.summarise` counts them apart.
 
     Examples
     --------
@@ -679,69 +679,3 @@ def _nanmean(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=np.float64)
     x = x[np.isfinite(x)]
     return float(x.mean()) if x.size else math.nan
-
-
-class MetricAccumulator:
-    """Average per-sample metrics over samples and batches with running sums and counts.
-
-    Each :meth:`update` adds one sample's values (or :meth:`update_many` several); the mean
-    is ``sum / count`` over all samples seen, so batches of different sizes are weighted by
-    their number of samples (never a mean of batch means). NaN values (a metric undefined
-    for that sample) are left out of that metric's sum and counted in ``n_undefined``.
-
-    Examples
-    --------
-    >>> acc = MetricAccumulator()
-    >>> acc.update({"le": 1.0}); acc.update({"le": 3.0}); acc.update({"le": float("nan")})
-    >>> acc.mean()["le"], acc.count["le"], acc.n_undefined["le"]
-    (2.0, 2, 1)
-    """
-
-    def __init__(self):
-        self.sum: dict[str, float] = {}
-        self.sum_sq: dict[str, float] = {}
-        self.count: dict[str, int] = {}
-        self.n_undefined: dict[str, int] = {}
-
-    def update(self, metrics: Mapping[str, float]) -> None:
-        """Add the metrics of one sample."""
-        for name, value in metrics.items():
-            value = float(value)
-            self.sum.setdefault(name, 0.0)
-            self.sum_sq.setdefault(name, 0.0)
-            self.count.setdefault(name, 0)
-            self.n_undefined.setdefault(name, 0)
-            if math.isfinite(value):
-                self.sum[name] += value
-                self.sum_sq[name] += value * value
-                self.count[name] += 1
-            else:
-                self.n_undefined[name] += 1
-
-    def update_many(self, samples: Iterable[Mapping[str, float]]) -> None:
-        """Add the metrics of several samples (e.g. a batch)."""
-        for metrics in samples:
-            self.update(metrics)
-
-    def merge(self, other: MetricAccumulator) -> MetricAccumulator:
-        """Add the sums and counts of ``other`` (e.g. from another worker); returns self."""
-        for name in other.count:
-            for attr in ("sum", "sum_sq", "count", "n_undefined"):
-                mine = getattr(self, attr)
-                mine[name] = mine.get(name, 0) + getattr(other, attr)[name]
-        return self
-
-    def mean(self) -> dict[str, float]:
-        """Mean of each metric over the samples where it is defined (NaN if none)."""
-        return {k: (self.sum[k] / n if n else math.nan) for k, n in self.count.items()}
-
-    def std(self) -> dict[str, float]:
-        """Sample standard deviation (ddof=1) of each metric (NaN with fewer than 2 values)."""
-        out = {}
-        for k, n in self.count.items():
-            if n < 2:
-                out[k] = math.nan
-                continue
-            var = (self.sum_sq[k] - self.sum[k] ** 2 / n) / (n - 1)
-            out[k] = math.sqrt(max(var, 0.0))
-        return out

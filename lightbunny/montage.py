@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .utils import check_option
+from .utils import OLD_NAMES, check_option
 
 #: The 64 channels of the PhysioNet EEG Motor Movement/Imagery recordings, in their file order:
 #: the montage of the published LightBunny model (see shared/anatomy/README.md).
@@ -32,7 +32,6 @@ EXTRA_MONTAGES = {DEFAULT_MONTAGE: "64 channels of the 10-10 system (PhysioNet E
                   "tvb65": "tvb-data's own 65 EEG sensors (tvb76 head only)",
                   "deepsif75": "DeepSIF's 75-channel cap (electrode_75.mat in the data folder)"}
 #: Old 10-20 names and their 10-10 equivalents.
-OLD_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
 TVB_SENSOR_SHIFT_ALS = np.array([-12.7, -0.2, -60.9])
 
 

@@ -40,7 +40,7 @@ from .config import CONFIGS, Config, ConfigError, config_path, load_config
 from .utils import atomic_path, versions, write_json
 
 __all__ = ["CONFIGS", "Config", "ConfigError", "StaleStageError", "config_path", "load_config",
-           "run_pipeline", "train_stage", "simulate_recording"]
+           "run_pipeline", "train_stage", "simulate_recording", "write_demo_recording"]
 
 #: The stage record file in an output folder.
 MANIFEST = "stages.json"
@@ -659,11 +659,37 @@ def simulate_recording(leadfield, region: int, *, sfreq: float = 256.0, seconds:
     return eeg + noise
 
 
-def _apply_stage(cfg, atlas, leadfield, checkpoint, out: Path) -> dict:
+def write_demo_recording(path, leadfield, region: int, *, sfreq: float = 256.0,
+                         seconds: float = 4.0, missing=(), ecg: bool = False,
+                         seed: int = 0) -> list:
+    """The clinical demo recording: a known source written to EDF as a clinical system would.
+
+    :func:`simulate_recording` of ``region`` (spikes once a second, 20 dB sensor noise), with
+    the channels named the clinical way (``EEG FP1-REF``; T7/T8/P7/P8 by their old names
+    T3/T4/T5/T6), the channels in ``missing`` left out and, with ``ecg``, an ECG channel added;
+    written to ``path`` (EDF). The real-EEG path must undo all of it. Returns the channel names
+    of the file.
+    """
     import mne
 
+    from .utils import OLD_NAMES
+
+    eeg = simulate_recording(leadfield, region, sfreq=sfreq, seconds=seconds, seed=seed)
+    keep = [i for i, c in enumerate(leadfield.ch_names) if c not in set(missing)]
+    old = {v: k for k, v in OLD_NAMES.items()}
+    names = [f"EEG {old.get(leadfield.ch_names[i], leadfield.ch_names[i]).upper()}-REF"
+             for i in keep]
+    data, types = eeg[keep], ["eeg"] * len(keep)
+    if ecg:
+        ecg_trace = np.random.default_rng([seed, 1]).standard_normal((1, eeg.shape[1])) * 5e-4
+        data, names, types = np.vstack([data, ecg_trace]), names + ["ECG"], types + ["ecg"]
+    raw = mne.io.RawArray(data, mne.create_info(names, sfreq, types), verbose="error")
+    mne.export.export_raw(path, raw, fmt="edf", overwrite=True, verbose="error")
+    return names
+
+
+def _apply_stage(cfg, atlas, leadfield, checkpoint, out: Path) -> dict:
     from .apply import run_apply
-    from .leadfield import OLD_NAMES
 
     ap = cfg.apply
     region = ap.region
@@ -679,14 +705,8 @@ def _apply_stage(cfg, atlas, leadfield, checkpoint, out: Path) -> dict:
     results = {"true_region": region, "missing": list(ap.missing)}
     with atomic_dir(out) as tmp:
         edf = tmp / "recording.edf"
-        eeg = simulate_recording(leadfield, region, sfreq=sfreq,
-                                 seed=seeds_used(cfg)["apply_recording"])
-        keep = [i for i, c in enumerate(leadfield.ch_names) if c not in set(ap.missing)]
-        old = {v: k for k, v in OLD_NAMES.items()}
-        names = [f"EEG {old.get(leadfield.ch_names[i], leadfield.ch_names[i]).upper()}-REF"
-                 for i in keep]
-        raw = mne.io.RawArray(eeg[keep], mne.create_info(names, sfreq, "eeg"), verbose="error")
-        mne.export.export_raw(edf, raw, fmt="edf", overwrite=True, verbose="error")
+        write_demo_recording(edf, leadfield, region, sfreq=sfreq, missing=ap.missing,
+                             seed=seeds_used(cfg)["apply_recording"])
         results["recording"] = out / "recording.edf"
         for label, kw in (("network", {"checkpoint": checkpoint}),
                           ("sloreta", {"method": "sLORETA"})):

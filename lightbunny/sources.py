@@ -47,9 +47,9 @@ Decisions where the MATLAB code is ambiguous or degenerate
 The sources file (HDF5)
 -----------------------
 One self-describing file, no pickles: attributes ``format`` (``lightbunny-sources``),
-``format_version``, ``atlas_name``, ``n_regions``, ``split``, ``seed``, ``n_iter``,
-``n_sources``, ``n_variants``, ``half_distance_range`` (mm), ``half_distance_per``,
-``versions_json``, ``created``; datasets
+``format_version`` and ``meta`` (:func:`lightbunny.utils.write_h5_attrs`), a JSON dict of
+``atlas_name``, ``n_regions``, ``split``, ``seed``, ``n_iter``, ``n_sources``, ``n_variants``,
+``half_distance_range`` (mm), ``half_distance_per``, ``versions``, ``created``, ...; datasets
 
 * ``centres`` : (n_samples, n_sources) int64 — centre region of each source;
 * ``offsets`` : (n_samples * n_sources + 1,) int64 — patch ``(i, k)`` is
@@ -62,7 +62,6 @@ One self-describing file, no pickles: attributes ``format`` (``lightbunny-source
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,10 +69,12 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .utils import atomic_path, check_option, read_only, versions
+from .utils import atomic_path, check_option, read_only, versions, write_h5_attrs
 
 SOURCES_FORMAT = "lightbunny-sources"
-SOURCES_FORMAT_VERSION = 1
+#: version 1: one attribute per parameter (lightbunny 0.1); 2: one JSON ``meta`` attribute
+#: (:func:`lightbunny.utils.write_h5_attrs`)
+SOURCES_FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")
 SIGMA_PER_HALF_DISTANCE = 1.0 / math.sqrt(2.0 * math.log(2.0))  # 0.8493, the seed's constant
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
@@ -485,14 +486,7 @@ class Sources:
         path = Path(path)
         with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
-                f.attrs["format"] = SOURCES_FORMAT
-                f.attrs["format_version"] = SOURCES_FORMAT_VERSION
-                for key, value in self.attrs.items():
-                    if isinstance(value, (dict, list, tuple)):
-                        f.attrs[key] = json.dumps(value)
-                        f.attrs[f"{key}__json"] = True
-                    else:
-                        f.attrs[key] = value
+                write_h5_attrs(f, SOURCES_FORMAT, SOURCES_FORMAT_VERSION, self.attrs)
                 for name in ("centres", "offsets", "regions", "weights", "half_distance",
                              "n_layers"):
                     data = getattr(self, name)
@@ -504,31 +498,17 @@ class Sources:
 
     @classmethod
     def load(cls, path) -> "Sources":
-        """Read a sources file written by :meth:`save`."""
-        import h5py
+        """Read a sources file written by :meth:`save` (also version 1, whose parameters are
+        attributes of their own, JSON-encoded where a ``KEY__json`` attribute says so)."""
+        from .utils import open_h5_format, read_h5_attrs
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"sources file {path} does not exist; create it with "
                                     "`lightbunny sources --out PATH`.")
-        from .utils import open_h5
-
-        with open_h5(path, "sources file") as f:
-            fmt = f.attrs.get("format", "")
-            if fmt != SOURCES_FORMAT:
-                raise ValueError(f"{path} is not a sources file (format attribute {fmt!r}, "
-                                 f"expected {SOURCES_FORMAT!r}).")
-            attrs = {}
-            for key, value in f.attrs.items():
-                if key.endswith("__json") or key in ("format", "format_version"):
-                    continue
-                if f.attrs.get(f"{key}__json", False):
-                    value = json.loads(value)
-                elif isinstance(value, np.generic):
-                    value = value.item()
-                elif isinstance(value, bytes):
-                    value = value.decode()
-                attrs[key] = value
+        with open_h5_format(path, SOURCES_FORMAT, what="sources file",
+                            max_version=SOURCES_FORMAT_VERSION) as f:
+            attrs = read_h5_attrs(f)
             arrays = {k: f[k][...] for k in ("centres", "offsets", "regions", "weights",
                                              "half_distance", "n_layers")}
         return cls(attrs=attrs, **arrays)

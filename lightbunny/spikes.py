@@ -17,9 +17,11 @@ Decisions where the MATLAB code is ambiguous are listed in :func:`extract_clips`
 
 The bank file (HDF5)
 --------------------
-``bank.h5`` holds the attributes (``format``, ``atlas_name``, ``sfreq``, ``n_times``,
-``n_regions`` and ``attrs_json``: model parameters, seed, backend, versions) and one group per
-complete source region, ``regions/0007`` with
+``bank.h5`` holds the attributes ``format``, ``format_version`` and ``meta``
+(:func:`lightbunny.utils.write_h5_attrs`: a JSON dict of ``atlas_name``, ``sfreq``, ``n_times``,
+``n_regions`` and ``attrs``: model parameters, seed, backend, versions; version 1 stored these
+as attributes of their own, ``attrs`` as ``attrs_json``) and one group per complete source
+region, ``regions/0007`` with
 
 * ``clips`` : shape (n_clips, n_times, n_regions), float16 (gzip), mV — all regions' activity
   during clip *i*, the source region's own spike scaled to the target SNR;
@@ -46,10 +48,12 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .utils import _json_default, atomic_path, open_h5, read_only
+from .utils import (_json_default, atomic_path, open_h5_format, read_h5_attrs, read_only,
+                    write_h5_attrs)
 
 BANK_FORMAT = "lightbunny-spikebank"
-BANK_FORMAT_VERSION = 1
+#: version 1: one attribute per parameter (lightbunny 0.1); 2: one JSON ``meta`` attribute
+BANK_FORMAT_VERSION = 2
 
 
 def _region_key(region: int) -> str:
@@ -124,15 +128,12 @@ class SpikeBank:
         if not path.exists():
             raise FileNotFoundError(f"spike bank {path} does not exist; create it with "
                                     "`lightbunny simulate --out PATH`.")
-        with open_h5(path, "spike bank") as f:
-            fmt = f.attrs.get("format", "")
-            if fmt != BANK_FORMAT:
-                raise ValueError(f"{path} is not a spike bank (format attribute {fmt!r}, "
-                                 f"expected {BANK_FORMAT!r}).")
-            attrs = json.loads(f.attrs.get("attrs_json", "{}"))
-            bank = cls(atlas_name=f.attrs["atlas_name"], sfreq=float(f.attrs["sfreq"]),
-                       n_times=int(f.attrs["n_times"]), n_regions=int(f.attrs["n_regions"]),
-                       attrs=attrs, path=path, cache_bytes=cache_bytes)
+        with open_h5_format(path, BANK_FORMAT, what="spike bank",
+                            max_version=BANK_FORMAT_VERSION) as f:
+            meta = _bank_meta(f)
+            bank = cls(atlas_name=meta["atlas_name"], sfreq=float(meta["sfreq"]),
+                       n_times=int(meta["n_times"]), n_regions=int(meta["n_regions"]),
+                       attrs=meta["attrs"], path=path, cache_bytes=cache_bytes)
             # an external link whose file is not next to the bank would be looked up relative
             # to the working directory by HDF5, silently reading another bank's region
             missing = []
@@ -615,15 +616,20 @@ class SpikeBankWriter:
         self._regions: dict[int, dict] = {}  # region -> {n_clips, n_spikes, alpha}
         self._consolidated = False
         if self.path.exists():
-            with h5py.File(self.path, "r") as f:
-                if f.attrs.get("format", "") != BANK_FORMAT:
-                    raise ValueError(f"{self.path} exists and is not a spike bank; choose another --out.")
-                old = json.loads(f.attrs.get("attrs_json", "{}"))
+            try:
+                index = open_h5_format(self.path, BANK_FORMAT, what="spike bank",
+                                       max_version=BANK_FORMAT_VERSION)
+            except ValueError as err:
+                raise ValueError(f"{self.path} exists and is not a spike bank this version can "
+                                 f"extend ({err}); choose another --out.") from None
+            with index as f:
+                meta = _bank_meta(f)
+                old = meta["attrs"]
                 mine = json.loads(json.dumps(self.attrs, default=_json_default))
                 for key, value in (("atlas_name", self.atlas_name), ("sfreq", self.sfreq),
                                    ("n_times", self.n_times), ("n_regions", self.n_regions)):
-                    if f.attrs[key] != value:
-                        raise ValueError(f"{self.path} holds a bank with {key}={f.attrs[key]!r}, "
+                    if meta[key] != value:
+                        raise ValueError(f"{self.path} holds a bank with {key}={meta[key]!r}, "
                                          f"not {value!r}; choose another --out.")
                 diff = [k for k in must_match if old.get(k) != mine.get(k)]
                 if diff:
@@ -724,13 +730,9 @@ class SpikeBankWriter:
         attrs["summary"] = self.summary()
         with atomic_path(self.path) as tmp:
             with h5py.File(tmp, "w") as f:
-                f.attrs["format"] = BANK_FORMAT
-                f.attrs["format_version"] = BANK_FORMAT_VERSION
-                f.attrs["atlas_name"] = self.atlas_name
-                f.attrs["sfreq"] = self.sfreq
-                f.attrs["n_times"] = self.n_times
-                f.attrs["n_regions"] = self.n_regions
-                f.attrs["attrs_json"] = json.dumps(attrs, default=_json_default, sort_keys=True)
+                write_h5_attrs(f, BANK_FORMAT, BANK_FORMAT_VERSION, {
+                    "atlas_name": self.atlas_name, "sfreq": self.sfreq, "n_times": self.n_times,
+                    "n_regions": self.n_regions, "attrs": attrs})
                 grp = f.create_group("regions")
                 for r in sorted(self._regions):
                     # relative to the bank's folder (HDF5 looks next to the linking file)
@@ -740,6 +742,16 @@ class SpikeBankWriter:
 
 
 _GZIP_LEVEL = 4
+
+
+def _bank_meta(f) -> dict:
+    """``atlas_name``, ``sfreq``, ``n_times``, ``n_regions`` and ``attrs`` of an open bank
+    index, of either format version."""
+    meta = read_h5_attrs(f, json_keys=("attrs_json",))
+    if "attrs_json" in meta:  # version 1
+        meta["attrs"] = meta.pop("attrs_json")
+    meta.setdefault("attrs", {})
+    return meta
 
 
 def _shuffle_deflate(chunk: np.ndarray) -> bytes:

@@ -31,43 +31,39 @@ n_times, n_sources)`` built directly on ``device``; an optional plain-dict
 numpy array.
 
 Checkpoints are plain dicts of tensors, numbers, strings, lists and dicts, loaded with
-``torch.load(..., weights_only=True)``: loading one never runs code.
+``torch.load(..., weights_only=True)``: loading one never runs code. Reading them
+(:func:`load_checkpoint`, :func:`load_model`, :func:`check_meta`) lives in
+:mod:`lightbunny.inference`, which needs nothing from training; the names are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import math
-import pickle
 import time
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ._logging import logger
-from .losses import SAMPLE_LOSSES, cosine_loss
-from .utils import _json_default, atomic_path, check_option, versions, write_json
+from .inference import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _plain, check_meta,
+                        load_checkpoint, load_model)
+from .losses import LOSSES, cosine_loss, loss_count, loss_sum
+from .utils import atomic_path, check_option, versions, write_json
 
-CHECKPOINT_FORMAT = "lightbunny-checkpoint"
-CHECKPOINT_VERSION = 1
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
 LOSS_CURVE = "loss_curve.png"
 
-#: element-wise losses, called as ``fn(pred, target, reduction='sum')``
-LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}
-#: every loss name :func:`train` accepts: element-wise (:data:`LOSSES`) or per-sample
-#: (:data:`lightbunny.losses.SAMPLE_LOSSES`, averaged over samples)
-ALL_LOSSES = (*LOSSES, *SAMPLE_LOSSES)
+#: every loss name :func:`train` accepts: the names of :data:`lightbunny.losses.LOSSES` (the one
+#: registry, also importable here as ``LOSSES``), element-wise or per-sample
+ALL_LOSSES = tuple(LOSSES)
 LR_SCHEDULES = ("constant", "cosine")
 #: the recipe of :func:`train`, ``lightbunny train`` and the configs when none is named
 DEFAULT_RECIPE = "lightbunny"
@@ -83,8 +79,6 @@ TRAIN_RECIPES = {
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "bf16", "off")
 
-_REQUIRED_KEYS = ("format", "format_version", "model_name", "model_config", "model_state",
-                  "epoch", "meta")
 # run settings that must not change when a run is resumed, or the result would differ
 _RESUME_FIXED = ("seed", "batch_size", "loss", "n_train")
 # recipe settings checked on resume when the checkpoint records them (newer checkpoints)
@@ -152,11 +146,6 @@ def _autocast(enabled: bool, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _plain(obj):
-    """``obj`` as plain JSON types (dict/list/str/number/bool/None), so weights_only can load it."""
-    return json.loads(json.dumps(obj, default=_json_default, allow_nan=True))
-
-
 def _epoch_order(n_items: int, seed: int, epoch: int) -> np.ndarray:
     """Shuffled item order of ``epoch``: a function of (seed, epoch) only, so resuming replays it."""
     rng = np.random.default_rng([int(seed), int(epoch)])
@@ -218,12 +207,7 @@ def _loss_parts(pred, target, loss: str, cosine_weight: float):
     The batch loss is ``base_sum / base_count + cosine_weight * cosine_sum / n_items``;
     ``base_count`` counts elements for element-wise losses and samples for per-sample ones.
     """
-    if loss in LOSSES:
-        base = LOSSES[loss](pred, target, reduction="sum")
-        count = target.numel()
-    else:
-        base = SAMPLE_LOSSES[loss](pred, target, reduction="sum")
-        count = target.shape[0]
+    base, count = loss_sum(loss, pred, target)
     cos = cosine_loss(pred, target, reduction="sum") if cosine_weight else None
     return base, count, cos, target.shape[0]
 
@@ -321,7 +305,8 @@ def evaluate_loss(model: torch.nn.Module, dataset, *, batch_size: int, loss: str
     ``loss = sum_b sum_elements l(pred, target) / sum_b n_elements(b)``, accumulated in float64
     over batches taken in index order (``0 .. len(dataset) - 1``); a smaller last batch
     therefore weighs by its size, unlike a mean of batch means. Per-sample losses
-    (:data:`lightbunny.losses.SAMPLE_LOSSES`) are averaged over samples the same way, and
+    (:data:`lightbunny.losses.LOSSES` with ``per='sample'``) are averaged over samples the same
+    way, and
     ``cosine_weight`` adds that multiple of the mean per-sample cosine loss.
 
     Returns
@@ -655,7 +640,7 @@ def _fit(model, optimizer, train_set, val_set, result, state, *, name, epochs, b
             if grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-            weight = target.numel() if loss in LOSSES else target.shape[0]
+            weight = loss_count(loss, target)
             total += batch_loss.detach().double() * weight
             n_elements += weight
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
@@ -797,150 +782,7 @@ def plot_history(history: list, path) -> Path:
     return path
 
 
-# ----------------------------------------------------------------------------- checkpoints
-def load_checkpoint(path, expected_meta: dict | None = None,
-                    map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`train`, safely (``weights_only=True``).
-
-    Parameters
-    ----------
-    path : path
-        A ``last.pt`` or ``best.pt`` file.
-    expected_meta : dict or None
-        Entries the checkpoint's ``meta`` must match, e.g. ``{'atlas': 'tvb76', 'ch_names':
-        [...]}`` from the data the model is about to be applied to. A key missing from the
-        checkpoint or a different value is a ValueError naming both.
-    map_location : str or torch.device
-        Where tensors are loaded.
-
-    Returns
-    -------
-    dict
-        ``model_name``, ``model_config``, ``model_state``, ``epoch``, ``metrics``,
-        ``history``, ``meta``, ... (``optimizer_state`` and ``rng`` in ``last.pt`` only).
-
-    Raises
-    ------
-    FileNotFoundError
-        No file at ``path``.
-    ValueError
-        Corrupt, truncated or foreign file, or ``meta`` not matching ``expected_meta``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one has no index
-        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated file? it is "
-                         f"not a complete torch archive, {path.stat().st_size} bytes). Use "
-                         f"another checkpoint, e.g. best.pt or last.pt of the same run, or retrain.")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        detail = next((line.strip() for line in str(err).splitlines() if "Unsupported" in line),
-                      _first_line(err))
-        raise ValueError(f"{path} holds objects other than tensors and plain containers, so it "
-                         f"is not loaded (loading it could run code). It was not written by "
-                         f"lightbunny.train. Detail: {detail}") from None
-    except Exception as err:  # zip/EOF/runtime errors from a damaged file
-        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated file? "
-                         f"{type(err).__name__}: {_first_line(err)}). Use another checkpoint, "
-                         f"e.g. best.pt or last.pt of the same run, or retrain.") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a LightBunny checkpoint (no format marker "
-                         f"{CHECKPOINT_FORMAT!r}).")
-    if ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise ValueError(f"{path} has checkpoint format version {ckpt['format_version']}; this "
-                         f"lightbunny reads up to {CHECKPOINT_VERSION}. Upgrade lightbunny.")
-    missing = [k for k in _REQUIRED_KEYS if k not in ckpt]
-    if missing:
-        raise ValueError(f"{path} is an incomplete checkpoint: missing {', '.join(missing)}.")
-    if expected_meta:
-        check_meta(ckpt["meta"], expected_meta, source=str(path))
-    return ckpt
-
-
-def load_model(path, expected_meta: dict | None = None, device: str | torch.device = "cpu"):
-    """Rebuild the network stored in a checkpoint, load its weights, and return it in eval mode.
-
-    Returns
-    -------
-    model : SourceNet
-    checkpoint : dict
-        As returned by :func:`load_checkpoint`.
-    """
-    from .models import model_from_config
-
-    device = resolve_device(device)
-    ckpt = load_checkpoint(path, expected_meta=expected_meta, map_location=device)
-    model = model_from_config(ckpt["model_name"], ckpt["model_config"])
-    try:
-        model.load_state_dict(ckpt["model_state"])
-    except RuntimeError as err:
-        raise ValueError(f"weights in {path} do not fit model {ckpt['model_name']!r} with config "
-                         f"{ckpt['model_config']}: {_first_line(err)}") from None
-    return model.to(device).eval(), ckpt
-
-
-def check_meta(saved: dict, expected: dict, source: str = "checkpoint") -> None:
-    """Raise a ValueError if ``saved`` differs from ``expected`` on any key of ``expected``.
-
-    Channel lists (``ch_names``) are compared in order and the message names the channels
-    missing, extra or reordered; other values are compared as plain JSON values.
-
-    Examples
-    --------
-    >>> check_meta({"atlas": "tvb76"}, {"atlas": "tvb76"})
-    >>> check_meta({"atlas": "tvb76"}, {"atlas": "fsaverage994"})
-    Traceback (most recent call last):
-    ...
-    ValueError: checkpoint was trained with atlas 'tvb76', but the data use atlas 'fsaverage994'. Use a model trained on this atlas and channel set, or retrain.
-    """
-    saved = saved or {}
-    expected = _plain(expected)
-    problems = []
-    for key, want in expected.items():
-        if key not in saved:
-            problems.append(f"it does not record {key!r} (expected {_short(want)})")
-            continue
-        have = saved[key]
-        if have == want:
-            continue
-        if key == "ch_names" and isinstance(have, list) and isinstance(want, list):
-            problems.append(_channel_difference(have, want))
-        else:
-            problems.append(f"{key} {_short(have)}, but the data use {key} {_short(want)}")
-    if problems:
-        raise ValueError(f"{source} was trained with " + "; ".join(problems)
-                         + ". Use a model trained on this atlas and channel set, or retrain.")
-
-
-def _channel_difference(have: list, want: list) -> str:
-    missing = [c for c in have if c not in want]
-    extra = [c for c in want if c not in have]
-    msg = f"{len(have)} channels, but the data have {len(want)}"
-    if missing:
-        msg += f"; channels of the model absent from the data: {_short(missing)}"
-    if extra:
-        msg += f"; channels of the data unknown to the model: {_short(extra)}"
-    if not missing and not extra:
-        first = next(i for i, (a, b) in enumerate(zip(have, want)) if a != b)
-        msg = (f"the same {len(have)} channels in another order (first difference at "
-               f"position {first}: {have[first]!r} vs {want[first]!r}; reorder the data's "
-               f"channels to the model's)")
-    return msg
-
-
-def _short(value, limit: int = 8) -> str:
-    if isinstance(value, list) and len(value) > limit:
-        return repr(value[:limit])[:-1] + f", ... ({len(value)} in all)]"
-    return repr(value)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
 __all__ = ["train", "evaluate_loss", "dataset_meta", "load_checkpoint", "load_model", "check_meta",
            "plot_history", "resolve_device", "TrainResult", "NonFiniteLossError", "LOSSES",
+           "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
            "ALL_LOSSES", "DEFAULT_RECIPE", "TRAIN_RECIPES", "LR_SCHEDULES", "lr_at", "resolve_recipe"]

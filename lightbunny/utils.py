@@ -14,6 +14,10 @@ from typing import Iterable
 
 import numpy as np
 
+#: Old 10-20 names and their 10-10 equivalents (shared by the leadfield montages and the channel
+#: matching of recordings, :mod:`lightbunny.io`, which need nothing else from each other).
+OLD_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
+
 
 def check_option(name: str, value, allowed: Iterable) -> None:
     """Raise a ValueError naming ``value`` and the allowed options if it is not one of them.
@@ -98,6 +102,17 @@ def write_csv(path: str | os.PathLike, rows: list) -> Path:
             w.writeheader()
             w.writerows(rows)
     return path
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's contents, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _json_default(obj):
@@ -419,3 +434,118 @@ def open_h5(path: str | os.PathLike, what: str = "file"):
             raise
         raise ValueError(f"{what} {path} cannot be read: it is not a complete HDF5 file "
                          f"(truncated or corrupt? {err})") from None
+
+
+# ------------------------------------------------------------------------------ HDF5 files
+#: The attributes of every self-describing HDF5 file the package writes (leadfield, sources,
+#: spike bank, imaging result): ``format`` (a name such as ``'lightbunny-sources'``),
+#: ``format_version`` (an integer) and ``meta`` (JSON text of a plain dict describing the
+#: file); the data are plain numeric datasets.
+H5_FORMAT_ATTRS = ("format", "format_version", "meta")
+
+
+def _json_or_str(obj):
+    try:
+        return _json_default(obj)
+    except TypeError:
+        return str(obj)
+
+
+def write_h5_attrs(f, fmt: str, version: int, meta: dict) -> None:
+    """Describe an open, writable HDF5 file ``f``: ``format``, ``format_version`` and ``meta``
+    (``meta`` as JSON; numpy values become numbers and lists, other objects their ``str``).
+
+    Examples
+    --------
+    >>> import h5py, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.h5"
+    >>> with h5py.File(path, "w") as f:
+    ...     write_h5_attrs(f, "lightbunny-example", 1, {"sfreq": np.float64(500.0), "ch": ["Cz"]})
+    >>> with open_h5_format(path, "lightbunny-example", what="example file") as f:
+    ...     read_h5_attrs(f)
+    {'ch': ['Cz'], 'sfreq': 500.0}
+    """
+    f.attrs["format"] = fmt
+    f.attrs["format_version"] = int(version)
+    f.attrs["meta"] = json.dumps(meta, default=_json_or_str, sort_keys=True)
+
+
+def _attr_value(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def read_h5_attrs(f, json_keys=()) -> dict:
+    """The ``meta`` dict of a file written with :func:`write_h5_attrs`.
+
+    A file written before that convention has no ``meta``: its attributes are returned as a
+    dict instead (``format`` and ``format_version`` left out), numpy values as Python ones,
+    and the values of ``json_keys``, and of every key ``K`` flagged by an attribute
+    ``K__json``, decoded from JSON.
+    """
+    attrs = f.attrs
+    if isinstance(_attr_value(attrs.get("meta")), str):
+        return json.loads(_attr_value(attrs["meta"]))
+    out = {}
+    for key, value in attrs.items():
+        if key in ("format", "format_version") or key.endswith("__json"):
+            continue
+        value = _attr_value(value)
+        if key in json_keys or bool(attrs.get(f"{key}__json", False)):
+            value = json.loads(value)
+        out[key] = value
+    return out
+
+
+def open_h5_format(path: str | os.PathLike, expected_format: str, *, what: str = "file",
+                   max_version: int | None = None, legacy=None):
+    """Open one of the package's HDF5 files for reading, checking its ``format`` attribute.
+
+    Parameters
+    ----------
+    path : path
+    expected_format : str
+        The ``format`` attribute the file must have.
+    what : str
+        What the file is, for messages (``'sources file'``).
+    max_version : int, optional
+        The newest ``format_version`` this code reads.
+    legacy : callable, optional
+        ``legacy(f) -> bool``: whether a file without a ``format`` attribute is an old file of
+        this kind (written before its writer marked its files).
+
+    Returns
+    -------
+    h5py.File
+        Open for reading (use it as a context manager).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Not a complete HDF5 file, another format, or a newer version; the message names the
+        file, what was found and what was expected.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no {what} at {path}")
+    f = open_h5(path, what)
+    try:
+        fmt = _attr_value(f.attrs.get("format", ""))
+        if fmt != expected_format and not (not fmt and legacy is not None and legacy(f)):
+            raise ValueError(f"{path} is not a {what} (format attribute {fmt!r}, expected "
+                             f"{expected_format!r}).")
+        version = int(_attr_value(f.attrs.get("format_version", 1)))
+        if max_version is not None and version > max_version:
+            raise ValueError(f"{path} is a {what} of format version {version}; this lightbunny "
+                             f"reads up to version {max_version}. Upgrade lightbunny.")
+    except BaseException:
+        f.close()
+        raise
+    return f

@@ -215,12 +215,12 @@ def test_known_source_edf_256hz_cli(tmp_path, tvb76, capsys):
     assert set(report["realignment"]["interpolated"]) == set(missing)
     assert set(report["realignment"]["dropped"]) == {"ECG", "EEG A1-REF"}
     # the outputs describe themselves and MNE reads the SourceEstimate
-    import h5py
+    from lightbunny.apply import load_result
 
-    with h5py.File(out / "sources.h5") as f:
-        assert f["source"].shape == (1000, 76) and f.attrs["sfreq"] == 500.0
-        assert json.loads(f.attrs["model"])["name"] == "sLORETA"
-        assert json.loads(f.attrs["region_names"])[region] == atlas.region_names[region]
+    saved = load_result(out / "sources.h5")
+    assert saved["source"].shape == (1000, 76) and saved["meta"]["sfreq"] == 500.0
+    assert saved["meta"]["model"]["name"] == "sLORETA"
+    assert saved["meta"]["region_names"][region] == atlas.region_names[region]
     csv = np.loadtxt(out / "sources.csv", delimiter=",", skiprows=1)
     assert csv.shape == (1000, 77)
     stc = mne.read_source_estimate(out / "sources", subject="tvb76")

@@ -198,7 +198,7 @@ def test_preprocessing_is_plain_dict(sources, bank, gain):
     ds = SyntheticEEGDataset(sources["train"], bank, gain, atlas_name="synthetic")
     pre = ds.preprocessing
     assert json.loads(json.dumps(pre)) == pre
-    assert pre["eeg"]["function"] == "lightbunny.dataset.normalise_eeg"
+    assert pre["eeg"]["normalisation"] == "avgref-centre-maxabs/1"
     json.dumps(ds.config())
     eeg, _ = ds.get_batch([0, 1])
     assert torch.allclose(eeg.abs().amax(dim=(1, 2)), torch.ones(2))

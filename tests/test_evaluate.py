@@ -62,7 +62,7 @@ def test_summary_uses_all_samples_not_batch_means():
     rows.append({"method": "a", "snr_db": 10.0, "peak_error": float("nan")})
     (row,) = summarise(rows)
     assert row["mean"] == pytest.approx(7.5) and row["n"] == 4 and row["n_undefined"] == 1
-    assert row["median"] == 0.0
+    assert row["median"] == 0.0 and row["sd"] == pytest.approx(np.std([0, 0, 0, 30], ddof=1))
 
 
 def test_bad_inputs(setup, tmp_path):

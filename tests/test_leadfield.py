@@ -117,7 +117,7 @@ def test_bad_options(tiny_atlas):
 def test_leadfield_load_rejects_other_files(tmp_path):
     bad = tmp_path / "x.h5"
     bad.write_bytes(b"not hdf5")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match="not a complete HDF5 file"):
         Leadfield.load(bad)
 
 

@@ -314,37 +314,23 @@ def test_agrees_with_mne_simulation_metrics(atlas, mne_src, seed):
 
 
 # --------------------------------------------------------------------------------------------
-# Accumulator and validation
+# Aggregation and validation
 # --------------------------------------------------------------------------------------------
 
 
-def test_accumulator_is_not_a_mean_of_means():
-    acc = M.MetricAccumulator()
-    acc.update_many([{"le": 0.0}])  # batch of 1
-    acc.update_many([{"le": 4.0}, {"le": 4.0}, {"le": 4.0}])  # batch of 3
-    assert acc.mean()["le"] == pytest.approx(3.0)  # a mean of batch means would say 2.0
-    assert acc.count["le"] == 4
-    assert acc.std()["le"] == pytest.approx(np.std([0, 4, 4, 4], ddof=1))
+def test_summarise_over_sample_metrics(atlas):
+    """The one aggregator (evaluate.summarise) over sample_metrics rows: undefined values (no
+    region identified) are counted apart, not averaged in."""
+    from lightbunny.evaluate import summarise
 
-
-def test_accumulator_counts_undefined_values_and_merges():
-    a, b = M.MetricAccumulator(), M.MetricAccumulator()
-    a.update({"le": 1.0, "auc": float("nan")})
-    b.update({"le": 5.0, "auc": 0.5})
-    a.merge(b)
-    assert a.mean() == {"le": 3.0, "auc": 0.5}
-    assert a.n_undefined == {"le": 0, "auc": 1}
-    assert math.isnan(M.MetricAccumulator().std().get("le", math.nan))
-
-
-def test_accumulator_over_sample_metrics(atlas):
     true, patches, centres = _sample(atlas)
-    acc = M.MetricAccumulator()
-    acc.update(M.sample_metrics(true, true, patches, centres, atlas.distances))
-    acc.update(M.sample_metrics(np.zeros_like(true), true, patches, centres, atlas.distances))
-    mean = acc.mean()
-    assert mean["localisation_error"] == 0.0 and acc.n_undefined["localisation_error"] == 1
-    assert mean["recall"] == 0.5
+    rows = [{"method": "m", "snr_db": 10.0,
+             **M.sample_metrics(pred, true, patches, centres, atlas.distances)}
+            for pred in (true, np.zeros_like(true))]
+    summary = {r["metric"]: r for r in summarise(rows)}
+    le = summary["localisation_error"]
+    assert le["mean"] == 0.0 and le["n"] == 1 and le["n_undefined"] == 1
+    assert summary["recall"]["mean"] == 0.5 and summary["recall"]["n"] == 2
 
 
 def test_validation_errors(atlas):

@@ -90,3 +90,24 @@ def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
     with atomic_dir(final) as tmp:
         (tmp / "new.txt").write_text("y")
     assert [p.name for p in final.iterdir()] == ["new.txt"]
+
+
+def test_demo_recording_is_the_one_clinical_edf(tmp_path):
+    """pipeline.write_demo_recording (used by the quickstart's apply stage and prep_edf.ipynb):
+    clinical spellings, channels left out, an optional ECG channel, the simulated EEG."""
+    from types import SimpleNamespace
+
+    import mne
+    import numpy as np
+
+    from lightbunny.pipeline import simulate_recording, write_demo_recording
+
+    chans = ["Fp1", "Cz", "T7", "P8", "O2"]
+    lf = SimpleNamespace(gain=np.random.default_rng(0).normal(size=(5, 3)), ch_names=chans)
+    names = write_demo_recording(tmp_path / "r.edf", lf, 1, seconds=2.0, missing=["Cz"],
+                                 ecg=True, seed=3)
+    assert names == ["EEG FP1-REF", "EEG T3-REF", "EEG T6-REF", "EEG O2-REF", "ECG"]
+    raw = mne.io.read_raw_edf(tmp_path / "r.edf", preload=True, verbose="error")
+    assert raw.ch_names == names and raw.info["sfreq"] == 256.0
+    expected = simulate_recording(lf, 1, seconds=2.0, seed=3)[[0, 2, 3, 4]]
+    np.testing.assert_allclose(raw.get_data(picks=names[:4]), expected, atol=1e-8)

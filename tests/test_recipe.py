@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightbunny.losses import active_regions, balanced_mse, cosine_loss, recipe_loss
+from lightbunny.losses import LOSSES, active_regions, balanced_mse, cosine_loss
 from lightbunny.models import build_model
 from lightbunny.train import TRAIN_RECIPES, load_checkpoint, lr_at, resolve_recipe, train
 
@@ -46,15 +46,33 @@ def test_balanced_mse_scores_zeros_1_truth_0_and_weighs_active_like_inactive():
     assert mse(t + noise * ~act, t) == pytest.approx(3 * mse(t + noise * act, t).item())
 
 
-def test_cosine_loss_ignores_scale_and_recipe_loss_adds_it():
+def test_cosine_loss_ignores_scale_and_the_batch_loss_adds_it():
+    from lightbunny.train import _batch_loss
+
     t = sparse_target()
     assert cosine_loss(7.0 * t, t).item() == pytest.approx(0.0, abs=1e-6)
     assert cosine_loss(-t, t).item() == pytest.approx(2.0)
     assert cosine_loss(torch.zeros_like(t), t).item() == pytest.approx(1.0)
     p = t + 0.1 * torch.randn_like(t)
-    both = recipe_loss(p, t, cosine_weight=0.5)
+    both = _batch_loss(p, t, "balanced_mse", 0.5)
     assert both.item() == pytest.approx(balanced_mse(p, t).item() + 0.5 * cosine_loss(p, t).item(),
                                         rel=1e-6)
+    # an element-wise base loss is averaged over elements, a per-sample one over samples
+    mse = torch.nn.functional.mse_loss
+    assert _batch_loss(p, t, "mse", 0.0).item() == pytest.approx(mse(p, t).item(), rel=1e-6)
+
+
+def test_one_loss_registry():
+    """losses.LOSSES is the registry; train and the config checks use its names."""
+    import lightbunny.losses as losses
+    import lightbunny.train as train_mod
+    from lightbunny.config import _choices
+
+    assert train_mod.LOSSES is losses.LOSSES
+    assert train_mod.ALL_LOSSES == tuple(LOSSES) == _choices("train", "ALL_LOSSES")
+    assert set(LOSSES) == {"mse", "l1", "smooth_l1", "balanced_mse", "cosine"}
+    assert {n for n, entry in LOSSES.items() if entry.per == "sample"} == {"balanced_mse", "cosine"}
+    assert not hasattr(losses, "recipe_loss") and not hasattr(losses, "SAMPLE_LOSSES")
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():

@@ -56,8 +56,7 @@ def _sparse_runner(name, leadfield, params):
 def _learned_runner(path, leadfield, atlas, device):
     import torch
 
-    from ..dataset import normalise_eeg
-    from ..train import load_model
+    from ..inference import load_model, normalise_eeg
 
     model, ckpt = load_model(path, expected_meta={"atlas": atlas.name,
                                                   "ch_names": list(leadfield.ch_names)},

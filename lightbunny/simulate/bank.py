@@ -9,6 +9,7 @@ import numpy as np
 from .._logging import logger
 from ..utils import check_option, exclusive_lock, usable_cores, versions
 from .config import JansenRitConfig
+from .nodes import simulate_nodes
 
 
 def parse_regions(spec, n_regions: int) -> np.ndarray:
@@ -41,8 +42,6 @@ def parse_regions(spec, n_regions: int) -> np.ndarray:
 def _simulate_traces(weights, tract_lengths, region_to_node, chunk, *, backend, duration,
                      config, seed, device, dtype, progress=None, n_threads=None):
     """Simulate one chunk of source regions: (len(chunk), n_times, n_regions) float32, mV."""
-    from . import simulate_nodes
-
     region_to_node = np.asarray(region_to_node)
     if progress is not None and backend == "torch":  # report region-steps: a batch step is
         report = progress                             # len(chunk) of them
