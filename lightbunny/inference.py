@@ -390,6 +390,19 @@ def resolve_checkpoint(name_or_path) -> Path:
     return file
 
 
+def _card_fields(ckpt: dict, montage, training, half: bool) -> dict:
+    """Card entries read from the checkpoint: atlas, montage, channels, training, model."""
+    meta = ckpt["meta"]
+    pre = meta.get("preprocessing") or {}
+    ch_names = meta.get("ch_names") or pre.get("ch_names") or []
+    return {"atlas": meta.get("atlas") or pre.get("atlas_name"),
+            "montage": montage or f"{len(ch_names)} channels",
+            "n_chans": int(ckpt["model_config"].get("n_chans", len(ch_names))),
+            "training": _plain(training if training is not None else ckpt.get("run_args", {})),
+            "model_name": ckpt["model_name"], "normalisation": checkpoint_normalisation(meta),
+            "dtype": "float16" if half else "float32"}
+
+
 def export_model(checkpoint, name: str, *, out_dir=None, description: str = "",
                  montage: str | None = None, training: dict | None = None,
                  budget: dict | None = None, benchmark: dict | None = None,
@@ -430,17 +443,10 @@ def export_model(checkpoint, name: str, *, out_dir=None, description: str = "",
     file = folder / f"{name}.pt"
     with atomic_path(file) as tmp:
         torch.save(out, tmp)
-    meta = ckpt["meta"]
-    ch_names = meta.get("ch_names") or (meta.get("preprocessing") or {}).get("ch_names") or []
     card = {"name": name, "description": description,
-            "atlas": meta.get("atlas") or (meta.get("preprocessing") or {}).get("atlas_name"),
-            "montage": montage or f"{len(ch_names)} channels",
-            "n_chans": int(ckpt["model_config"].get("n_chans", len(ch_names))),
-            "training": _plain(training if training is not None else ckpt.get("run_args", {})),
+            **_card_fields(ckpt, montage, training, half),
             "budget": _plain(budget or {}), "benchmark": _plain(benchmark or {}),
-            "limits": limits, "checkpoint": file.name, "checkpoint_sha256": sha256_file(file),
-            "model_name": ckpt["model_name"], "normalisation": checkpoint_normalisation(meta),
-            "dtype": "float16" if half else "float32"}
+            "limits": limits, "checkpoint": file.name, "checkpoint_sha256": sha256_file(file)}
     write_json(folder / f"{name}.json", card)
     return card
 

@@ -52,7 +52,7 @@ from .channels import (  # noqa: F401 (re-exported)
     realign_channels,
 )
 from .montage import channel_montage as _positions  # noqa: F401 (the former private name)
-from .utils import OLD_NAMES, check_option, read_only
+from .utils import check_option, read_only
 
 #: File endings read, and the MNE reader used for each.
 READERS = {

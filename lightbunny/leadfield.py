@@ -74,9 +74,15 @@ from .montage import (  # noqa: F401
     resolve_montage,
     tvb_sensors,
 )
-from .utils import (OLD_NAMES,  # noqa: F401 (re-exported)
-                    atomic_path, check_option, open_h5_format, read_h5_attrs,
-                    read_only, write_h5_attrs)
+from .utils import (  # noqa: F401 (re-exported)
+    OLD_NAMES,
+    atomic_path,
+    check_option,
+    open_h5_format,
+    read_h5_attrs,
+    read_only,
+    write_h5_attrs,
+)
 
 #: HDF5 format of :meth:`Leadfield.save` (version 1, lightbunny 0.1: attributes, no marker)
 LEADFIELD_FORMAT, LEADFIELD_FORMAT_VERSION = "lightbunny-leadfield", 2
@@ -152,7 +158,7 @@ class Leadfield:
         return path
 
     @classmethod
-    def load(cls, path) -> "Leadfield":
+    def load(cls, path) -> Leadfield:
         """Read a file written by :meth:`save` (also by lightbunny 0.1, format version 1, which
         stored each parameter as its own attribute and no format marker)."""
         with open_h5_format(path, LEADFIELD_FORMAT, what="LightBunny leadfield file",

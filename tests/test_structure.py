@@ -31,8 +31,7 @@ COMPLEXITY_EXCEPTIONS = {
 
 #: Modules above MAX_LINES, with their length today as a cap.
 LENGTH_EXCEPTIONS = {
-    "lightbunny/dataset.py": 1137,
-    "lightbunny/train.py": 946,
+    "lightbunny/dataset.py": 1091,
 }
 
 
@@ -157,4 +156,5 @@ def test_moved_names_keep_their_import_paths():
     assert benchmark.emd is scoring.emd
     assert cli.COMMANDS is cli_common.COMMANDS
     assert list(cli.COMMANDS) == ["atlas", "leadfield", "fetch", "sources", "simulate", "train",
-                                  "apply", "evaluate", "run", "quickstart", "benchmark"]
+                                  "apply", "evaluate", "run", "quickstart", "benchmark",
+                                  "models"]

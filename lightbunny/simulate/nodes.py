@@ -40,7 +40,8 @@ def simulate_nodes(weights, tract_lengths, source_nodes, *, backend: str = "torc
     return simulate_tvb(weights, tract_lengths, source_nodes, **kwargs)
 
 
-def simulate_regions(atlas, regions, *, backend: str = "torch", seed: int = 0, **kwargs) -> np.ndarray:
+def simulate_regions(atlas, regions, *, backend: str = "torch", seed: int = 0,
+                     **kwargs) -> np.ndarray:
     """Simulate with each region of ``regions`` as the source, output per atlas region.
 
     The source node of region r is ``atlas.region_to_node[r]`` (for ``fsaverage994``, regions
