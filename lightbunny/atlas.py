@@ -599,7 +599,9 @@ def load_fsaverage994(data_dir=None) -> Atlas:
     :data:`FSAVERAGE994_REMAP` gives the four regions whose simulation node is not their own
     index. The seed's neighbour lists (``nbs``) are kept as
     ``metadata['seed_adjacency']``; they differ from the mesh-edge ``adjacency`` in about 1,200
-    of 5,954 pairs.
+    of 5,954 pairs. ``metadata['inflated_centres']`` are the region centres on the inflated
+    cortex (DeepSIF's ``fs_cortex_20k_inflated.mat`` ``centre``), the seed's patch growth
+    directions (:func:`lightbunny.sources.growth_centres`).
     """
     import scipy.io as sio
     from nilearn import datasets, surface

@@ -3,42 +3,65 @@
 This module replaces the seed's ``forward/generate_sythetic_source.m`` and the pickled metadata
 of ``prep_metadata.ipynb`` (indices are 0-based here). The model is the seed's:
 
-1. **Candidate patches** (:func:`grow_patches`). For a centre region ``c``:
+1. **Candidate patches** (:func:`grow_patches`), over a region graph (by default regions sharing
+   a mesh edge; the seed's neighbour lists ``nbs`` are ``atlas.metadata['seed_adjacency']`` on
+   fsaverage994). For a centre region ``c``:
 
-   * first-layer neighbours (regions sharing a mesh edge with ``c``) are always in the patch;
+   * the first layer is ``c``'s neighbours;
    * the *growth directions* are the unit vectors from ``c``'s centre to its first-layer
-     neighbours' centres; the half of them (rounded up) closest in angle to the first one are
-     used, the first one included;
-   * for each growth direction ``v``, a candidate region ``r`` of the next layer is kept with
-     probability ``ratio * a_n + bias`` where ``a = |u_r . v|`` (``u_r`` the unit vector from
-     ``c`` to ``r``) and ``a_n = (a - min a) / (max a - min a)`` over that layer's candidates;
-     2-layer patches use ``bias = 0`` for the second layer; 3-layer patches use ``bias = 0.1``
-     for the second layer and ``-0.15`` for the third (``ratio = 1``, the seed's values);
-   * holes are filled: a region outside the patch joins when all but at most one of its
-     neighbours are inside; regions (other than the centre) with exactly one neighbour inside
-     are removed (the seed's ``smooth_region``);
+     neighbours' centres, the centres taken on the inflated cortex where the atlas has one, as
+     the seed (:func:`growth_centres`); the half of them (rounded up) closest in angle to the
+     one towards the lowest-numbered neighbour are used, that one included;
+   * for each growth direction ``v``, the second-layer candidates (neighbours of the first
+     layer outside it and ``c``) are each kept with probability ``ratio * a_n + bias``, where
+     ``a = |u_r . v|`` (``u_r`` the unit vector from ``c``'s centre to candidate ``r``'s) and
+     ``a_n = (a - min a) / (max a - min a)`` over the candidates; 3-layer patches then take the
+     neighbours of the kept second-layer regions outside ``c``, the first layer and the kept
+     second layer (second-layer regions not kept can come back) and select them the same way.
+     2-layer patches use ``bias = 0`` for the second layer; 3-layer patches ``0.1`` for the
+     second and ``-0.15`` for the third (``ratio = 1``, the seed's values);
+   * one clean-up pass (the seed's ``smooth_region``): each region next to the patch joins when
+     all but at most one of its neighbours are inside; then each region of the patch (not the
+     joined ones) with exactly one neighbour inside, joined ones counted, is removed. A region
+     with no neighbour inside stays (possible only with an asymmetric graph);
    * ``n_variants`` (5) variants per growth direction, for 2-layer and for 3-layer patches.
+
+   The clean-up can remove a first-layer region (one with a single neighbour inside): measured
+   with seed 0, never on fsaverage994's mesh graph or the 30-region synthetic test atlas; with
+   the seed's lists, in 99 of 33,990 candidates. With a symmetric graph every patch is
+   connected: each layer touches the one before, joined regions touch the patch, and a region
+   with one neighbour inside lies on no path between two others. The seed's lists are not
+   symmetric (212 of their 6,304 entries lack the reverse one); the last step here, keeping
+   the regions reachable from ``c``, then removes regions that the seed keeps (2 of 33,990
+   candidates, seed 0).
 
 2. **Samples** (:func:`make_sources`), the seed's structure: ``n_iter`` variations per centre
    region, sample ``kk * n_regions + c`` has region ``c`` as the centre of its first source
    (training: the ``kk``-th candidate of ``c`` while there are enough, else a random one); the
-   other ``n_sources - 1`` centres come from random permutations of the regions, each with a
-   random candidate patch.
+   other ``n_sources - 1`` centres come from random permutations of the regions (one per
+   iteration and extra source), each with a random candidate patch.
 
 3. **Magnitude** (:func:`decay_weights`): ``exp(-d**2 / (2 sigma**2))`` with ``d`` the distance
    (mm) between region centres and ``sigma = h / sqrt(2 ln 2) = 0.8493 h``, so the weight is 1 at
-   the centre and 1/2 at the half-magnitude distance ``h``. The seed draws one ``h`` in
-   40-60 mm per dataset; here it is drawn per sample by default (``half_distance_per``).
+   the centre and 1/2 at the half-magnitude distance ``h``. The seed draws one integer ``h`` in
+   40-60 mm (``randi``) per dataset; here ``h`` is real and drawn per sample by default
+   (``half_distance_per``).
 
 Decisions where the MATLAB code is ambiguous or degenerate
 ----------------------------------------------------------
 * When all candidates of a layer are equally aligned (``max a == min a``, e.g. a single
   candidate) the seed divides by zero and keeps none; here they count as fully aligned
   (kept with probability ``ratio + bias``).
-* The centre is never removed by the clean-up, and only the part of the patch connected to the
-  centre is kept (in the seed's construction every kept region already is; this makes the
-  guarantee explicit).
+* The centre is never removed by the clean-up (the seed removes it when it has one neighbour;
+  no fsaverage994 region has fewer than two), and only the regions reachable from the centre
+  are kept (see above).
 * A region without neighbours gives the single candidate patch ``[c]``.
+* Distances: ``d`` is the Euclidean distance between the atlas's (pial) region centres. The
+  seed reads a matrix ``all_dis`` that its script does not load; how it was made is not known
+  here.
+* With ``n_sources >= 3`` the seed overwrites its first permutation for the third source with
+  ``1:994`` (``n_iter_list(n_iter+1,:) = 1:994``), so in its first iteration the third source
+  has the first one's centre; here every extra source uses its own permutations.
 * The seed repeats every sample 4 times for its 4 sensor SNR levels; here the SNR is drawn per
   sample by the dataset instead, so a file holds each configuration once.
 * The seed grows candidates with MATLAB's global random state; here candidates of centre ``c``
@@ -49,7 +72,7 @@ The sources file (HDF5)
 One self-describing file, no pickles: attributes ``format`` (``lightbunny-sources``),
 ``format_version`` and ``meta`` (:func:`lightbunny.utils.write_h5_attrs`), a JSON dict of
 ``atlas_name``, ``n_regions``, ``split``, ``seed``, ``n_iter``, ``n_sources``, ``n_variants``,
-``half_distance_range`` (mm), ``half_distance_per``, ``versions``, ``created``, ...; datasets
+``growth_directions``, ``half_distance_range`` (mm), ``half_distance_per``, ``versions``, ``created``, ...; datasets
 
 * ``centres`` : (n_samples, n_sources) int64 — centre region of each source;
 * ``offsets`` : (n_samples * n_sources + 1,) int64 — patch ``(i, k)`` is
@@ -176,16 +199,27 @@ def _clean_patch(nbs, patch, centre, n_regions):
     return np.array([r for r in final if keep[r]], dtype=np.int64)
 
 
+def _growth_directions_of(centres, region, nb1):
+    """Unit vectors from ``region`` to its neighbours ``nb1`` (sorted), and the indices into
+    ``nb1`` of the half (rounded up) closest in angle to the first, in order of angle."""
+    v0 = centres[nb1] - centres[region]
+    norm = np.linalg.norm(v0, axis=1, keepdims=True)
+    v0 = np.divide(v0, norm, out=np.zeros_like(v0), where=norm > 0)
+    angles = np.arccos(np.clip(v0 @ v0[0], -1.0, 1.0))
+    return v0, np.argsort(angles, kind="stable")[: math.ceil(len(angles) / 2)]
+
+
 def grow_patches(adjacency, centres, region, *, rng=None, n_variants: int = 5,
                  n_layers=(2, 3)) -> list:
     """Candidate source patches around one centre region (the seed's region growing).
 
     Parameters
     ----------
-    adjacency : ndarray of bool, shape (n_regions, n_regions)
-        Regions sharing a mesh edge.
+    adjacency : ndarray of bool, shape (n_regions, n_regions), or list of ndarray of int
+        The region graph (row ``i``: the neighbours of ``i``; need not be symmetric), or the
+        sorted neighbours of each region.
     centres : ndarray, shape (n_regions, 3), mm
-        Region centres.
+        Region centres that set the growth directions and alignments (:func:`growth_centres`).
     region : int
         The centre region (0-based).
     rng : numpy.random.Generator, optional
@@ -199,8 +233,9 @@ def grow_patches(adjacency, centres, region, *, rng=None, n_variants: int = 5,
     -------
     patches : list of (ndarray of int64, int)
         ``(regions, n_layers)`` for each candidate, regions with the centre first, then the
-        first layer, the kept outer layers and the filled holes. Every patch is connected in
-        the adjacency graph.
+        first layer, the kept outer layers and the joined regions, less those the clean-up
+        removed. Every region is reachable from the centre along ``adjacency`` (see the module
+        docstring).
 
     Examples
     --------
@@ -226,11 +261,7 @@ def grow_patches(adjacency, centres, region, *, rng=None, n_variants: int = 5,
     inner[nb1] = True
     nb2 = _next_layer(nbs, nb1, inner)
     c_pos = centres[region]
-    v0 = centres[nb1] - c_pos
-    norm = np.linalg.norm(v0, axis=1, keepdims=True)
-    v0 = np.divide(v0, norm, out=np.zeros_like(v0), where=norm > 0)
-    angles = np.arccos(np.clip(v0 @ v0[0], -1.0, 1.0))
-    directions = np.argsort(angles, kind="stable")[: math.ceil(len(angles) / 2)]
+    v0, directions = _growth_directions_of(centres, region, nb1)
     out = []
     for depth in n_layers:
         for _ in range(n_variants):
@@ -255,20 +286,38 @@ def grow_patches(adjacency, centres, region, *, rng=None, n_variants: int = 5,
 GROWTH_DIRECTIONS = ("inflated", "pial")
 
 
+def _growth_directions(atlas, directions: str | None) -> str:
+    """``directions``, checked, or the atlas's default ('inflated' where it has them)."""
+    if directions is None:
+        return "inflated" if atlas.metadata.get("inflated_centres") is not None else "pial"
+    check_option("directions", directions, GROWTH_DIRECTIONS)
+    return directions
+
+
 def growth_centres(atlas, directions: str | None = None) -> np.ndarray:
     """Region centres that set patch growth directions (shape (n_regions, 3), mm).
 
-    The original (``generate_sythetic_source.m``) takes directions from the centres of the
-    regions on the *inflated* cortex (``fs_cortex_20k_inflated.mat``'s ``centre``: the mean of
-    each region's inflated vertices; nilearn's fsaverage5 inflated mesh is identical). On
-    fsaverage994 that is the default (``'inflated'``); ``'pial'`` uses the pial centres (this
-    package's behaviour before; 255 of 994 regions then grow in other directions, mean candidate
-    patch 19.1 instead of 20.7 regions). Atlases without an inflated surface use the pial ones.
+    The original (``generate_sythetic_source.m``) takes directions from the region centres on
+    the *inflated* cortex (``fs_cortex_20k_inflated.mat``'s ``centre``: the mean of each
+    region's inflated vertices; :func:`lightbunny.atlas.load_fsaverage994` computes the same
+    from nilearn's fsaverage5 inflated mesh, ``atlas.metadata['inflated_centres']``). That is
+    the default where the atlas has them (fsaverage994). ``'pial'`` uses ``atlas.centres``: on
+    fsaverage994 with the seed's neighbour lists, 255 of 994 regions then have other growth
+    directions and the mean candidate patch is 19.1 regions instead of 20.7, as the original
+    run under Octave; with the mesh graph (the default), 234 regions, 19.4 instead of 21.0
+    (seed 0, ``tests/test_sources.py``).
+
+    Atlases without an inflated surface (``tvb76``, the synthetic ones) fall back to the pial
+    centres when ``directions`` is None; asking for ``'inflated'`` there raises.
+
+    Parameters
+    ----------
+    atlas : Atlas
+    directions : {'inflated', 'pial'}, optional
+        Default: ``'inflated'`` where the atlas has inflated centres, else ``'pial'``.
     """
     inflated = atlas.metadata.get("inflated_centres")
-    if directions is None:
-        directions = "inflated" if inflated is not None else "pial"
-    check_option("directions", directions, GROWTH_DIRECTIONS)
+    directions = _growth_directions(atlas, directions)
     if directions == "pial":
         return atlas.centres
     if inflated is None:
@@ -293,10 +342,11 @@ def candidate_patches(atlas, *, seed: int = 0, n_variants: int = 5, regions=None
         Centre regions (default: all).
     adjacency : ndarray of bool, shape (n_regions, n_regions), optional
         Region graph to grow over (default: ``atlas.adjacency``, regions sharing a mesh edge).
-        Pass the seed's ``nbs`` lists as a matrix to replicate its patches exactly.
+        ``atlas.metadata['seed_adjacency']`` (fsaverage994) grows over the seed's ``nbs``
+        lists, as the original.
     directions : {'inflated', 'pial'}, optional
         Which region centres set the growth directions (:func:`growth_centres`; default
-        inflated where the atlas has an inflated surface, as the original).
+        inflated where the atlas has inflated centres, as the original; pial otherwise).
     progress : bool
         Show a tqdm bar.
 
@@ -556,7 +606,9 @@ def make_sources(atlas, *, split: str = "train", n_iter: int | None = None, n_so
     candidates : dict, optional
         Precomputed :func:`candidate_patches` (for the same atlas), to share them across splits.
     directions : {'inflated', 'pial'}, optional
-        Growth directions (:func:`growth_centres`); ignored with ``candidates``.
+        Growth directions (:func:`growth_centres`: inflated where the atlas has inflated
+        centres, pial otherwise); ignored with ``candidates``. Recorded in the attribute
+        ``growth_directions``.
     progress : bool
 
     Returns
@@ -612,9 +664,8 @@ def make_sources(atlas, *, split: str = "train", n_iter: int | None = None, n_so
     attrs = {
         "atlas_name": atlas.name, "n_regions": n_regions, "split": split, "seed": int(seed),
         "n_iter": int(n_iter), "n_sources": int(n_sources), "n_variants": int(n_variants),
-        "growth_directions": ("precomputed candidates" if candidates_given else
-                              ("inflated" if directions is None and "inflated_centres" in
-                               atlas.metadata else directions or "pial")),
+        "growth_directions": ("precomputed candidates" if candidates_given
+                              else _growth_directions(atlas, directions)),
         "half_distance_range": [float(h_range[0]), float(h_range[1])],
         "half_distance_per": half_distance_per,
         "sigma_per_half_distance": SIGMA_PER_HALF_DISTANCE,

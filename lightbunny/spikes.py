@@ -2,18 +2,18 @@
 
 This module replaces the seed's ``forward/process_raw_nmm.m`` (indices are 0-based here):
 
-1. :func:`find_spikes` — local maxima of the source region's trace above a threshold (8 mV), away
-   from both ends of the trace;
-2. :func:`select_clean_clips` — keep a spike only if the 500-sample clip window holding it
-   (windows aligned to multiples of 500 samples) contains no spike of another region within
-   ``[-200, +700)`` samples of the window start;
+1. :func:`find_peaks` / :func:`thin_peaks` — local maxima of the source region's trace at or
+   above a threshold (8 mV), thinned, away from both ends of the trace;
+2. :func:`extract_clips` — keep a spike only if no other region has a peak within
+   ``[s - 200, s + 700)``, ``s`` the start of the 500-sample window holding the spike (windows
+   aligned to multiples of 500 samples);
 3. :func:`scale_to_snr` — scale the spike (from the zero crossing before the peak to the one after
    the trough) so that its scalp SNR against the activity of all other regions is 15 dB
    (the seed's ``find_alpha`` / ``rescale_nmm_channel``);
 4. :class:`SpikeBank` — the file holding, per source region, the 500-sample clips of all regions
    and the spike times; :class:`SpikeBankWriter` writes it resumably.
 
-Decisions where the MATLAB code is ambiguous are listed in :func:`extract_clips`.
+Where and how this differs from the MATLAB code is listed in :func:`extract_clips`.
 
 The bank file (HDF5)
 --------------------
@@ -48,8 +48,9 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
-from .utils import (_json_default, atomic_path, open_h5_format, read_h5_attrs, read_only,
-                    write_h5_attrs)
+from .peaks import find_peaks, thin_peaks  # noqa: F401 (public names of lightbunny.spikes)
+from .utils import (_json_default, atomic_path, check_option, open_h5_format,
+                    read_h5_attrs, read_only, write_h5_attrs)
 
 BANK_FORMAT = "lightbunny-spikebank"
 #: version 1: one attribute per parameter (lightbunny 0.1); 2: one JSON ``meta`` attribute
@@ -306,61 +307,9 @@ class SpikeBank:
 
 
 # ============================================================================================
-# Spike detection and clip selection (port of process_raw_nmm.m, 0-based)
+# Spike detection and clip selection (port of process_raw_nmm.m, 0-based; the peak finder and
+# the thinning live in lightbunny.peaks)
 # ============================================================================================
-
-
-def find_peaks(trace: np.ndarray, threshold: float = 8.0) -> np.ndarray:
-    """Local maxima of ``trace`` at or above ``threshold``, as MATLAB's ``findpeaks`` finds them.
-
-    A sample t is a peak if ``trace[t] >= threshold``, ``trace[t] > trace[t - 1]`` and the next
-    sample that differs from ``trace[t]`` is lower. A flat top gives one peak, at its first
-    sample; a flat step on a rising edge (``[0, 9, 10, 10, 11, 0]``) is not a peak (found by
-    running the original under Octave: it gives peak 4 only). The end samples are never peaks,
-    nor is a plateau that runs to the end.
-
-    Parameters
-    ----------
-    trace : ndarray, shape (n_times,) or (n_times, n_regions), mV
-    threshold : float, mV
-
-    Returns
-    -------
-    peaks : ndarray of int64, shape (n_peaks,)
-        Sorted sample indices (for a 1-D trace), or an array of booleans of ``trace``'s shape
-        for a 2-D one.
-
-    Examples
-    --------
-    >>> find_peaks(np.array([0., 9., 3., 10., 10., 2., 7., 1.]), threshold=8).tolist()
-    [1, 3]
-    >>> find_peaks(np.array([0., 9., 10., 10., 11., 0.]), threshold=8).tolist()
-    [4]
-    """
-    x = np.asarray(trace)
-    is_peak = np.zeros(x.shape, dtype=bool)
-    n = x.shape[0]
-    if n >= 3:
-        step = np.sign(np.diff(x, axis=0))  # (n - 1, ...): step[t] = sign(x[t + 1] - x[t])
-        # the sign of the first non-zero step at or after each t (0 where none follows)
-        idx = np.where(step != 0, np.arange(n - 1).reshape((-1,) + (1,) * (x.ndim - 1)), n - 1)
-        nxt = np.flip(np.minimum.accumulate(np.flip(idx, 0), axis=0), 0)
-        padded = np.concatenate([step, np.zeros((1,) + step.shape[1:])], axis=0)
-        ahead = np.take_along_axis(padded, nxt, axis=0)
-        mid = x[1:-1]
-        is_peak[1:-1] = (mid >= threshold) & (step[:-1] > 0) & (ahead[1:] < 0)
-    if x.ndim == 1:
-        return np.flatnonzero(is_peak)
-    return is_peak
-
-
-def thin_peaks(peaks: np.ndarray, min_separation: int) -> np.ndarray:
-    """Drop every peak closer than ``min_separation`` samples to the previous *kept* peak."""
-    kept = []
-    for t in np.asarray(peaks):
-        if not kept or t - kept[-1] >= min_separation:
-            kept.append(int(t))
-    return np.asarray(kept, dtype=np.int64)
 
 
 def _spike_extent(u: np.ndarray, t: int) -> tuple[int, int]:
@@ -489,32 +438,33 @@ def extract_clips(traces: np.ndarray, region: int, gain: np.ndarray | None = Non
 
     Rules (0-based samples at 500 Hz):
 
-    1. spikes of ``region``: peaks >= ``threshold`` (:func:`find_peaks`) with at least
-       ``edge`` samples on both sides (``edge <= t <= n_times - 1 - edge``); of peaks closer
-       than ``min_separation`` samples, only the first is kept;
+    1. spikes of ``region``: its peaks (:func:`find_peaks`), thinned (:func:`thin_peaks`: a peak
+       less than ``min_separation`` samples after the last kept one is dropped), then those
+       with fewer than ``edge`` samples on either side dropped (``edge <= t <= n_times - 1 -
+       edge`` kept; a peak dropped here can still have thinned a later one);
     2. each spike's clip is the window ``[s, s + clip_len)``, ``s = (t // clip_len) * clip_len``
        (aligned to multiples of ``clip_len``, so the peak position inside the clip varies);
-       the clip is kept if no *other* region has a peak >= ``threshold`` in
-       ``[s + guard[0], s + guard[1])`` and the window lies inside the trace;
+       the clip is kept if no *other* region has a peak (:func:`find_peaks`, not thinned, ends
+       included) in ``[s + guard[0], s + guard[1])`` and the window lies inside the trace;
     3. one clip per window: when two spikes of ``region`` share a window, the first makes the
        clip (the seed saved the same window twice);
     4. with ``gain``, every spike of ``region`` inside a kept window is scaled so that the scalp
        SNR is ``target_snr_db`` (:func:`scale_to_snr`).
 
-    Decisions where ``process_raw_nmm.m`` is ambiguous or buggy:
+    Where this differs from ``process_raw_nmm.m`` (``t`` 0-based here):
 
-    * ends: the seed keeps 1-based peaks with ``t - 249 > 0`` and ``t + 250 < n`` (0-based
-      ``249 <= t <= n - 252``, asymmetric); here ``edge <= t <= n - 1 - edge`` (250 samples on
-      both sides, so the 501-sample window centred on the peak fits);
-    * threshold: the seed zeroes samples below 8 mV before ``islocalmax``, so a peak of exactly
-      8 mV counts; here too (``>= threshold``);
-    * the seed thins peaks closer than 100 samples over *all* regions sorted together, so a
-      spike of another region right after the source's spike is dropped before the
-      interference check and the clip passes; here thinning is per region and every other
-      region's peak counts as interference (also peaks near the trace ends);
-    * the seed's trough search is off by one (``min_ind + 301``) and its zero crossings are
-      samples with ``|u| < 0.1`` widened until found; here the crossings are sign changes
-      (:func:`_spike_extent`);
+    * peaks: none; the seed zeroes samples below 8 mV and calls ``islocalmax``, which gives the
+      peaks of :func:`find_peaks` (a peak of exactly 8 mV counts);
+    * thinning: the seed sorts the peaks of *all* regions by time and drops every peak at most
+      100 samples after the previous one in that list (dropped or not, of any region); its
+      interference check (rule 2) sees only the other regions' peaks left by that and by its
+      end rule, so a spike of another region just after the source's spike did not count;
+    * ends: the seed keeps ``249 <= t <= n - 252``;
+    * window: the seed's start is ``((t + 1) // 500) * 500``, one sample after the peak when
+      ``t % 500 == 499`` (its clip then misses the spike);
+    * spike extent (:func:`_spike_extent`): the seed's zero crossings are samples with
+      ``|u| < 0.1`` (widened by 0.05 until one is found) within 200 samples of the peak; it
+      looks for the trough in ``t + 51 .. t + 150`` and for the end from two samples after it;
     * alpha is solved on the scaled trace (exactly 15 dB), see :func:`scale_to_snr`.
 
     Parameters
@@ -602,8 +552,6 @@ class SpikeBankWriter:
                  attrs: dict | None = None, storage_dtype: str = "float16",
                  must_match=("config", "seed", "duration", "backend", "target_snr_db")):
         import h5py
-
-        from .utils import check_option
 
         check_option("storage_dtype", storage_dtype, ("float16", "float32"))
         self.path = Path(path)

@@ -189,21 +189,98 @@ def test_cli_sources(tmp_path, monkeypatch, atlas30):
     assert s.attrs["seed"] == 4
 
 
-def test_fsaverage994_grows_along_inflated_centres_like_the_original():
-    # the original takes growth directions from the inflated cortex's region centres; run under
-    # Octave it gives a mean candidate patch of 20.7 regions (pial centres: 19.1)
-    from lightbunny.atlas import load_atlas
-    from lightbunny.sources import candidate_patches, growth_centres
+# --------------------------------------------------------------------------------------------
+# Port details found by running the original MATLAB under Octave on the same inputs: growth
+# directions from the inflated cortex's region centres (255 of 994 regions grow in other
+# directions with the pial ones; mean candidate patch 20.7 regions, 19.1 with pial centres)
+# --------------------------------------------------------------------------------------------
 
-    atlas = load_atlas("fsaverage994")
-    inflated = growth_centres(atlas)
-    assert inflated.shape == (994, 3) and not np.allclose(inflated, atlas.centres)
-    np.testing.assert_array_equal(growth_centres(atlas, "pial"), atlas.centres)
-    cands = candidate_patches(atlas, seed=0, progress=False)
-    mean = np.mean([len(p) for v in cands.values() for p, _ in v])
-    assert abs(mean - 20.7) / 20.7 < 0.02, mean
-    sub = candidate_patches(atlas, seed=0, regions=range(40), directions="pial", progress=False)
-    assert any(not all(np.array_equal(a[0], b[0]) for a, b in zip(sub[r], cands[r]))
-               for r in range(40))
+
+@pytest.fixture(scope="module")
+def fs994():
+    from lightbunny.atlas import load_atlas
+
+    return load_atlas("fsaverage994")  # the vendored files where no data folder is set
+
+
+def _mean_patch_size(candidates):
+    return float(np.mean([len(p) for cands in candidates.values() for p, _ in cands]))
+
+
+def test_fsaverage994_growth_directions_come_from_inflated_centres(fs994):
+    from lightbunny.sources import _growth_directions_of, growth_centres
+
+    inflated = growth_centres(fs994)
+    assert inflated.shape == (994, 3) and not np.allclose(inflated, fs994.centres)
+    np.testing.assert_array_equal(inflated, fs994.metadata["inflated_centres"])
+    np.testing.assert_array_equal(growth_centres(fs994, "pial"), fs994.centres)
+
+    def n_changed(adjacency):
+        changed = 0
+        for r in range(994):
+            nb1 = np.flatnonzero(adjacency[r])
+            sets = [set(nb1[_growth_directions_of(c, r, nb1)[1]].tolist())
+                    for c in (inflated, fs994.centres)]
+            changed += sets[0] != sets[1]
+        return changed
+
+    # the original's count, with its neighbour lists; 234 with the mesh graph
+    assert n_changed(fs994.metadata["seed_adjacency"]) == 255
+    assert n_changed(fs994.adjacency) == 234
+
+
+def test_fsaverage994_inflated_centres_are_deepsifs(fs994, shared_anatomy):
+    import scipy.io as sio
+
+    mat = sio.loadmat(shared_anatomy / "fs_cortex_20k_inflated.mat")
+    np.testing.assert_array_equal(fs994.metadata["inflated_centres"], mat["centre"])
+
+
+@pytest.mark.slow
+def test_fsaverage994_patch_size_matches_the_original(fs994):
+    # defaults (mesh graph, inflated centres): 21.0 regions, within 2 % of the original's 20.7
+    default = _mean_patch_size(candidate_patches(fs994, seed=0, progress=False))
+    assert abs(default - 20.7) / 20.7 < 0.02, default
+    # over the seed's own neighbour lists: 20.70 and, with pial centres, 19.14 (Octave: 19.1)
+    seed_graph = fs994.metadata["seed_adjacency"]
+    inflated = _mean_patch_size(candidate_patches(fs994, seed=0, adjacency=seed_graph,
+                                                  progress=False))
+    pial = _mean_patch_size(candidate_patches(fs994, seed=0, adjacency=seed_graph,
+                                              directions="pial", progress=False))
+    assert abs(inflated - 20.7) / 20.7 < 0.005, inflated
+    assert abs(pial - 19.1) / 19.1 < 0.01, pial
+
+
+def test_atlases_without_inflated_centres_grow_along_pial_ones(atlas30):
+    from lightbunny.atlas import load_atlas
+    from lightbunny.sources import growth_centres
+
+    tvb76 = load_atlas("tvb76")
+    np.testing.assert_array_equal(growth_centres(tvb76), tvb76.centres)
     with pytest.raises(ValueError, match="no inflated surface"):
-        growth_centres(load_atlas("tvb76"), "inflated")
+        growth_centres(tvb76, "inflated")
+    with pytest.raises(ValueError, match="directions"):
+        growth_centres(tvb76, "white")
+    src = make_sources(atlas30, split="val", n_iter=1, seed=0, progress=False)
+    assert src.attrs["growth_directions"] == "pial"
+    again = make_sources(atlas30, split="val", n_iter=1, seed=0, directions="pial",
+                         progress=False)
+    np.testing.assert_array_equal(again.regions, src.regions)
+
+
+def test_clean_up_rules_and_reachability():
+    from lightbunny.sources import _clean_patch
+
+    # 0-1-2 a triangle; 3 lists 1 and 2 as neighbours but neither lists 3 (asymmetric, as 212
+    # entries of the seed's lists): 3 has two neighbours inside, so the seed's clean-up keeps
+    # it; it is not reachable from the centre 0, so it is dropped here
+    nbs = [np.array([1, 2]), np.array([0, 2]), np.array([0, 1]), np.array([1, 2])]
+    assert _clean_patch(nbs, np.array([0, 1, 2, 3]), 0, 4).tolist() == [0, 1, 2]
+    # listed both ways, 3 stays
+    nbs = [np.array([1, 2]), np.array([0, 2, 3]), np.array([0, 1, 3]), np.array([1, 2])]
+    assert _clean_patch(nbs, np.array([0, 1, 2, 3]), 0, 4).tolist() == [0, 1, 2, 3]
+    # a path 0-1-2-3-4 and 5 next to 1 and 3 only: 5 joins (all but one of its neighbours
+    # inside: 2 of 2), 4 (one neighbour inside) goes, the centre 0 (one neighbour) stays
+    path = [[1], [0, 2, 5], [1, 3], [2, 4, 5], [3], [1, 3]]
+    nbs = [np.array(n) for n in path]
+    assert _clean_patch(nbs, np.array([0, 1, 2, 3, 4]), 0, 6).tolist() == [0, 1, 2, 3, 5]

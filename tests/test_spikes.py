@@ -212,12 +212,51 @@ def test_open_rejects_other_files(tmp_path):
         SpikeBank.open(tmp_path / "missing.h5")
 
 
-def test_find_peaks_flat_step_is_not_a_peak():
-    # found by running the original MATLAB under Octave on the same trace: a flat step on a
-    # rising edge is no peak; a flat top is one peak at its first sample
-    assert find_peaks(np.array([0.0, 9, 10, 10, 11, 0]), 8.0).tolist() == [4]
-    assert find_peaks(np.array([0.0, 9, 10, 10, 5, 11, 11, 12, 3]), 8.0).tolist() == [2, 7]
-    assert find_peaks(np.array([0.0, 9, 10, 10]), 8.0).tolist() == []  # plateau to the end
-    x = np.array([[0.0, 0], [9, 9], [10, 3], [10, 10], [11, 10], [0, 2]])
-    np.testing.assert_array_equal(np.flatnonzero(find_peaks(x, 8.0)[:, 0]), [4])
-    np.testing.assert_array_equal(np.flatnonzero(find_peaks(x, 8.0)[:, 1]), [1, 3])
+@pytest.mark.parametrize("trace, centre, first", [
+    # a flat step on a rising edge is no peak (the original run under Octave gives 4 only)
+    ([0, 9, 10, 10, 11, 0], [4], [4]),
+    ([0, 9, 10, 10, 5, 11, 11, 12, 3], [2, 7], [2, 7]),
+    # a flat step on a falling edge is none either
+    ([0, 12, 10, 10, 9, 0], [1], [1]),
+    # flat tops: islocalmax's 'center' marks floor((a + b) / 2), findpeaks the first sample
+    ([0, 9, 9, 0], [1], [1]),
+    ([0, 9, 9, 9, 0], [2], [1]),
+    ([0, 9, 9, 9, 9, 0], [2], [1]),
+    ([0, 9, 9, 9, 9, 9, 0, 10, 10, 10, 1], [3, 8], [1, 7]),
+    # monotonic traces have no peak
+    ([0, 8, 9, 10, 11, 12], [], []),
+    ([12, 11, 10, 9, 8, 0], [], []),
+    # ends are no peaks, nor runs that touch them
+    ([12, 0, 12], [], []),
+    ([9, 9, 0, 10, 10], [], []),
+    ([0, 9, 10, 10], [], []),
+    # the threshold: 8 counts, just below does not
+    ([0, 8, 0, 7.99, 0], [1], [1]),
+    ([1], [], []), ([], [], []), ([0, 9], [], []),
+])
+def test_find_peaks_known_answers(trace, centre, first):
+    x = np.array(trace, dtype=float)
+    assert find_peaks(x, 8.0).tolist() == centre
+    assert find_peaks(x, 8.0, flat="first").tolist() == first
+
+
+def test_find_peaks_columns_and_options():
+    x = np.array([[0.0, 0], [9, 9], [10, 3], [10, 10], [11, 10], [0, 10], [0, 2]])
+    peaks = find_peaks(x, 8.0)
+    assert peaks.shape == x.shape and peaks.dtype == bool
+    assert np.flatnonzero(peaks[:, 0]).tolist() == [4]
+    assert np.flatnonzero(peaks[:, 1]).tolist() == [1, 4]  # run 3..5 marked at its middle
+    assert np.flatnonzero(find_peaks(x, 8.0, flat="first")[:, 1]).tolist() == [1, 3]
+    with pytest.raises(ValueError, match="flat"):
+        find_peaks(x, 8.0, flat="last")
+
+
+def test_find_peaks_matches_the_seeds_zeroing():
+    # the seed sets samples below 8 mV to 0 before looking for maxima: the same peaks as the
+    # threshold, on traces full of runs of equal samples, at and around the threshold
+    rng = np.random.default_rng(3)
+    x = rng.choice([0.0, 7.0, 7.99, 8.0, 8.5, 9.0, 12.0], size=(4000, 6))
+    x = np.repeat(x, rng.integers(1, 4, len(x)), axis=0)  # runs of 1-3 equal rows
+    zeroed = np.where(x < 8.0, 0.0, x)
+    np.testing.assert_array_equal(find_peaks(x, 8.0), find_peaks(zeroed, 1e-9))
+    assert find_peaks(x, 8.0).sum() > 1000

@@ -24,7 +24,6 @@ COMPLEXITY_EXCEPTIONS = {
     "lightbunny/dataset.py::SyntheticEEGDataset.get_batch": 25,
     "lightbunny/evaluate.py::evaluate": 36,
     "lightbunny/pipeline.py::_Stages.run": 27,
-    "lightbunny/sources.py::make_sources": 23,
     "lightbunny/train.py::train": 30,
     "lightbunny/train.py::_fit": 28,
 }
