@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from lightbunny.inference import (CARD_KEYS, list_models, load_model, model_card, models_dir,
-                                  normalise_eeg, resolve_checkpoint)
+from lightbunny.inference import (
+    CARD_KEYS,
+    list_models,
+    load_model,
+    model_card,
+    models_dir,
+    normalise_eeg,
+    resolve_checkpoint,
+)
 from lightbunny.utils import sha256_file
 
 
