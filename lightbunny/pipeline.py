@@ -617,28 +617,17 @@ def _evaluate_stage(cfg, atlas, bank, leadfield, paths, out: Path, progress: boo
                        snrs=list(ev.snrs), n_samples=ev.n_samples,
                        seed=seeds_used(cfg)["evaluate"], device=cfg.pipeline.device,
                        progress=progress,
-                       dataset_kwargs=dataset_kwargs({**_training_only(cfg.dataset),
-                                                      **ev.dataset},
-                                                     seed=0, for_evaluation=True))
+                       dataset_kwargs=_evaluation_dataset_kwargs(cfg))
     return res["summary"]
 
 
-def _training_only(dataset) -> dict:
-    """``[dataset]`` without ``randomise``: domain randomisation is a training augmentation; the
-    test samples are the evaluation's own (``[evaluate] dataset`` may still set it)."""
-    return {k: v for k, v in dict(dataset).items() if k != "randomise"}
-
-
 def _evaluation_dataset_kwargs(cfg) -> dict:
-    """Dataset options of the evaluation: ``[dataset]`` then ``[evaluate] dataset``, without
-    ``snr_db`` (the evaluation sets the SNR itself, one value per row of ``[evaluate] snrs``;
-    passing the training range as well raised "multiple values for keyword argument 'snr_db'")."""
-    kwargs = {"missing_clips": "neighbour", **_training_only(cfg["dataset"]),
-              **cfg["evaluate"]["dataset"]}
-    if "snr_db" in kwargs:
-        logger.info("evaluation: [dataset] snr_db %s is the training range; the evaluation uses "
-                    "[evaluate] snrs %s", kwargs.pop("snr_db"), cfg["evaluate"]["snrs"])
-    return kwargs
+    """Dataset options of the evaluation: ``[dataset]`` then ``[evaluate] dataset``, through
+    :func:`dataset_kwargs` (no ``snr_db``: each ``[evaluate] snrs`` row sets its own). ``[dataset]
+    randomise`` is left out: domain randomisation is a training augmentation and the test samples
+    are the evaluation's own (``[evaluate] dataset`` may still set it)."""
+    training = {k: v for k, v in dict(cfg.dataset).items() if k != "randomise"}
+    return dataset_kwargs({**training, **cfg.evaluate.dataset}, seed=0, for_evaluation=True)
 
 
 def simulate_recording(leadfield, region: int, *, sfreq: float = 256.0, seconds: float = 4.0,

@@ -124,6 +124,9 @@ def test_randomise_table_is_checked_and_kept_as_plain_data():
     for off in ("none", False):
         assert load_config({"dataset": {"randomise": off}}).dataset["randomise"] is None
     assert "randomise" not in _evaluation_dataset_kwargs(cfg)
+    both = load_config({"dataset": {"randomise": "default"},
+                        "evaluate": {"dataset": {"randomise": {"p_single": 1.0}}}})
+    assert _evaluation_dataset_kwargs(both)["randomise"]["p_single"] == 1.0
 
 
 def test_all_problems_are_reported_at_once():
