@@ -3,7 +3,8 @@
 Reads ``summary.md`` of ``lightbunny benchmark`` (one network) and, optionally, an older
 report whose first network column is another model (``--old``, e.g. the previous recipe's model
 in ``bench/fsaverage994_benchmark_small.md``). Per condition and key metric: the new network's
-median, the old one's, and the best of the five classical and three sparse methods (named);
+median, the old one's, and the best of the five classical and three sparse methods (named),
+with the random-map floor (EMD and AUC) in the last column;
 bold where the new network is at least as good as that best. Then, per metric, in how many
 conditions it is.
 
@@ -60,9 +61,10 @@ def main():
     nets = [k for k in next(iter(new["emd"].values())) if k.startswith("lightbunny")]
     net = nets[0]
     head = "| condition | " + " | ".join(
-        f"{label}: new / {'old / ' if old else ''}best other" for _, label, _ in KEY) + " |"
+        f"{label}: new / {'old / ' if old else ''}best other" for _, label, _ in KEY) \
+        + " | random map: EMD / AUC |"
     print(head)
-    print("| --- |" + " --- |" * len(KEY))
+    print("| --- |" + " --- |" * (len(KEY) + 1))
     wins = dict.fromkeys([m for m, _, _ in KEY], 0)
     for c in conditions:
         cells = []
@@ -79,7 +81,9 @@ def main():
             old_cell = (f"{o_net:.3g} / " if o_net is not None else "– / ") if old else ""
             cells.append(f"{'**' if ok else ''}{v:.3g}{'**' if ok else ''} / {old_cell}"
                          f"{others[best]:.3g} ({best})")
-        print(f"| {c} | " + " | ".join(cells) + " |")
+        floor = f"{new['emd'][c].get('random', float('nan')):.3g} / " \
+                f"{new['roc_auc'][c].get('random', float('nan')):.3g}"
+        print(f"| {c} | " + " | ".join(cells) + f" | {floor} |")
     print()
     for metric, label, _ in KEY:
         print(f"- {label}: new network at least as good as the best other method in "
